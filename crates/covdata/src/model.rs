@@ -1,0 +1,134 @@
+//! The coverage model every report is made from: the merged units of all
+//! inputs, each with its final counter, grouped by package and function.
+//!
+//! This is what `go tool covdata` computes internally before printing; the
+//! decoders produce it and every output format (text, HTML, LCOV, …) reads it.
+
+/// How counters were recorded (`-covermode`). Numeric values are those of
+/// the file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CounterMode {
+    Set = 1,
+    Count = 2,
+    Atomic = 3,
+    RegOnly = 4,
+    TestMain = 5,
+}
+
+impl CounterMode {
+    /// The name Go prints (`mode: atomic`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CounterMode::Set => "set",
+            CounterMode::Count => "count",
+            CounterMode::Atomic => "atomic",
+            CounterMode::RegOnly => "regonly",
+            CounterMode::TestMain => "testmain",
+        }
+    }
+}
+
+/// Whether a counter covers a basic block or a whole function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    PerBlock = 1,
+    PerFunc = 2,
+}
+
+/// All coverage of one report: the union of every input's units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub mode: CounterMode,
+    pub granularity: Granularity,
+    /// Sorted bytewise by import path; each path appears once.
+    pub packages: Vec<Package>,
+}
+
+/// One Go package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Import path, e.g. `example.com/app/internal/store`.
+    pub path: String,
+    /// Package name, e.g. `store`.
+    pub name: String,
+    pub module_path: String,
+    pub functions: Vec<Function>,
+}
+
+/// One function (or function literal) of a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// `F`, `T.M`, `*T.M`, or `func.L<line>.C<col>` for a top-level literal.
+    pub name: String,
+    /// `<importpath>/<base>`, or an absolute path for `command-line-arguments`.
+    pub file: String,
+    pub literal: bool,
+    pub units: Vec<Unit>,
+}
+
+/// One coverable block with its merged execution count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Unit {
+    pub start_line: u32,
+    pub start_col: u32,
+    pub end_line: u32,
+    pub end_col: u32,
+    pub statements: u32,
+    pub count: u32,
+}
+
+/// Covered and total statement counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Statements {
+    pub covered: u64,
+    pub total: u64,
+}
+
+impl Statements {
+    pub fn add(&mut self, unit: &Unit) {
+        self.total += u64::from(unit.statements);
+        if unit.count != 0 {
+            self.covered += u64::from(unit.statements);
+        }
+    }
+
+    /// Percentage as Go computes it (`100.0 * covered / total`), 0 for no statements.
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            100.0 * self.covered as f64 / self.total as f64
+        }
+    }
+}
+
+impl Function {
+    pub fn statements(&self) -> Statements {
+        let mut s = Statements::default();
+        self.units.iter().for_each(|u| s.add(u));
+        s
+    }
+}
+
+impl Package {
+    pub fn statements(&self) -> Statements {
+        let mut s = Statements::default();
+        self.functions
+            .iter()
+            .flat_map(|f| &f.units)
+            .for_each(|u| s.add(u));
+        s
+    }
+}
+
+impl Profile {
+    pub fn statements(&self) -> Statements {
+        let mut s = Statements::default();
+        self.packages
+            .iter()
+            .flat_map(|p| &p.functions)
+            .flat_map(|f| &f.units)
+            .for_each(|u| s.add(u));
+        s
+    }
+}

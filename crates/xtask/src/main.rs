@@ -1,0 +1,34 @@
+//! `cargo xtask …`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `tools`: install Go and kubectl into `.tools/` (idempotent).
+//! - `test`: install tools, then run every test (what CI runs).
+//! - `demo`: the whole Skaffold coverage flow on localkube.
+//! - `bench report|collect`: benchmarks against Go's and kubectl's own way.
+
+mod test;
+mod tools;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the Go toolchain and kubectl 1.35 into `.tools/` (quick when already there).
+    Tools,
+    /// Install tools, then run fmt, clippy and every test (what CI runs).
+    Test,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Tools => tools::install(),
+        Command::Test => test::run_all(),
+    }
+}

