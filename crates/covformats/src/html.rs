@@ -1,0 +1,440 @@
+//! One self-contained HTML page (`coverage.html`): no network, no external
+//! assets, readable without JavaScript.
+//!
+//! The page has a sortable package/file tree with statement coverage and
+//! bars, then one section per file (shown when its link is followed, through
+//! CSS `:target`) with the file's functions and its source. Source is
+//! coloured exactly as `go tool cover -html` colours it: each unit is a span
+//! of class `cov0` (not covered, red) or `cov1`..`cov10` (covered, grey to
+//! green by `log(count)/log(max count in file)`; `cov8` when every count is
+//! at most 1, as in set mode); text outside every unit is "not tracked" and
+//! keeps the default colour. The script only sorts the tree.
+
+use crate::Options;
+use crate::escape::{Esc, write_escaped};
+use crate::view::{FileView, Report};
+use covdata::model::{CounterMode, Statements};
+use std::io::{self, Write};
+
+const STYLE: &str = r#"
+:root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg2: #f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); }
+header, main, footer { padding: 0 24px; }
+header h1 { font-size: 22px; margin: 18px 0 4px; }
+header p, footer { color: var(--muted); margin: 4px 0 16px; }
+table.tree, table.funcs { border-collapse: collapse; width: 100%; max-width: 1100px; }
+table.tree th, table.tree td, table.funcs th, table.funcs td { padding: 3px 8px; border-bottom: 1px solid var(--line); text-align: left; }
+table.tree th { background: var(--bg2); position: sticky; top: 0; }
+table.tree th button { all: unset; cursor: pointer; font-weight: 600; }
+table.tree th button::after { content: " \2195"; color: var(--muted); }
+th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.pkg td { font-weight: 600; background: #fbfcfd; }
+tr.file td:first-child { padding-left: 28px; }
+td.cov { white-space: nowrap; font-variant-numeric: tabular-nums; }
+.bar { display: inline-block; width: 120px; height: 10px; margin-right: 8px; background: rgb(192, 0, 0); vertical-align: middle; border-radius: 2px; overflow: hidden; }
+.bar span { display: block; height: 100%; background: rgb(44, 212, 149); }
+section.src { display: none; margin: 24px 0; }
+section.src:target { display: block; }
+section.src h2 { font-size: 16px; margin: 0 0 4px; }
+section.src p { margin: 0 0 8px; color: var(--muted); }
+.code { display: flex; background: black; color: rgb(80, 80, 80); overflow-x: auto; margin-top: 12px; }
+.code pre { margin: 0; padding: 8px; font: bold 12px/1.4 Menlo, Consolas, monospace; tab-size: 8; -moz-tab-size: 8; }
+.code pre.nums { color: #555; text-align: right; border-right: 1px solid #333; user-select: none; }
+#legend span { margin-right: 10px; }
+#legend { background: black; padding: 6px 10px; display: inline-block; font: bold 12px Menlo, monospace; color: rgb(80, 80, 80); }
+"#;
+
+/// Sorts each package's group and the files within it; `tbody` per package
+/// keeps files under their package whatever the order.
+const SCRIPT: &str = r#"
+(function () {
+  var table = document.getElementById('tree');
+  if (!table) return;
+  var dir = {};
+  function key(row, k) {
+    var v = row.getAttribute('data-' + k);
+    return k === 'name' ? v : parseFloat(v);
+  }
+  function cmp(k, d) {
+    return function (a, b) {
+      var x = key(a, k), y = key(b, k);
+      return (x < y ? -1 : x > y ? 1 : 0) * d;
+    };
+  }
+  var buttons = table.querySelectorAll('th button');
+  Array.prototype.forEach.call(buttons, function (button) {
+    button.addEventListener('click', function () {
+      var k = button.getAttribute('data-key');
+      dir[k] = dir[k] === 1 ? -1 : 1;
+      var groups = Array.prototype.slice.call(table.tBodies);
+      groups.forEach(function (g) {
+        var files = Array.prototype.slice.call(g.rows, 1).sort(cmp(k, dir[k]));
+        files.forEach(function (r) { g.appendChild(r); });
+      });
+      groups.sort(function (a, b) { return cmp(k, dir[k])(a.rows[0], b.rows[0]); });
+      groups.forEach(function (g) { table.appendChild(g); });
+      Array.prototype.forEach.call(buttons, function (b) { b.parentNode.removeAttribute('aria-sort'); });
+      button.parentNode.setAttribute('aria-sort', dir[k] === 1 ? 'ascending' : 'descending');
+    });
+  });
+})();
+"#;
+
+/// Go's colour for coverage level `n` (0 = not covered, 1..=10 grey to green).
+fn rgb(n: u32) -> String {
+    if n == 0 {
+        return "rgb(192, 0, 0)".into();
+    }
+    let n = n as i32;
+    format!(
+        "rgb({}, {}, {})",
+        128 - 12 * (n - 1),
+        128 + 12 * (n - 1),
+        128 + 3 * (n - 1)
+    )
+}
+
+/// Go's level for a count, given the file's largest count.
+fn level(count: u32, max: u32) -> u32 {
+    if count == 0 {
+        0
+    } else if max <= 1 {
+        8
+    } else {
+        let norm = f64::from(count).ln() / f64::from(max).ln();
+        (norm * 9.0).floor() as u32 + 1
+    }
+}
+
+pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io::Result<()> {
+    let total = report.statements;
+    write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}",
+        Esc(&options.title)
+    )?;
+    for n in 0..=10 {
+        writeln!(out, ".cov{n} {{ color: {} }}", rgb(n))?;
+    }
+    out.write_all(b"</style>\n</head>\n<body>\n")?;
+    writeln!(
+        out,
+        "<header id=\"top\"><h1>{}</h1><p>{:.1}% of statements ({} of {}) in {} packages, {} files &middot; mode {} &middot; {}</p></header>\n<main>",
+        Esc(&options.title),
+        total.percent(),
+        total.covered,
+        total.total,
+        report.packages.len(),
+        report.files().count(),
+        report.profile.mode.as_str(),
+        Esc(&options.generator)
+    )?;
+    write_tree(report, out)?;
+    let numbers = LineNumbers::new(report);
+    for (i, (_, file)) in report.files().enumerate() {
+        write_file(i, file, &numbers, out)?;
+    }
+    out.write_all(b"</main>\n<footer>\n")?;
+    write_legend(report.profile.mode, out)?;
+    writeln!(
+        out,
+        "\n</footer>\n<script>{SCRIPT}</script>\n</body>\n</html>"
+    )
+}
+
+fn write_row(
+    out: &mut dyn Write,
+    class: &str,
+    name: &str,
+    link: Option<usize>,
+    s: Statements,
+) -> io::Result<()> {
+    let pct = s.percent();
+    write!(
+        out,
+        "<tr class=\"{class}\" data-name=\"{}\" data-stmts=\"{}\" data-covered=\"{}\" data-pct=\"{pct}\"><td>",
+        Esc(name),
+        s.total,
+        s.covered
+    )?;
+    match link {
+        Some(i) => write!(out, "<a href=\"#f{i}\">{}</a>", Esc(name))?,
+        None => write_escaped(out, name)?,
+    }
+    writeln!(
+        out,
+        "</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"cov\"><span class=\"bar\"><span style=\"width:{pct:.1}%\"></span></span>{pct:.1}%</td></tr>",
+        s.total, s.covered
+    )
+}
+
+fn write_tree(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
+    out.write_all(
+        b"<table class=\"tree\" id=\"tree\">\n<thead><tr>\
+          <th><button type=\"button\" data-key=\"name\">Package / file</button></th>\
+          <th class=\"num\"><button type=\"button\" data-key=\"stmts\">Statements</button></th>\
+          <th class=\"num\"><button type=\"button\" data-key=\"covered\">Covered</button></th>\
+          <th><button type=\"button\" data-key=\"pct\">Coverage</button></th></tr></thead>\n",
+    )?;
+    let mut index = 0;
+    for pkg in &report.packages {
+        out.write_all(b"<tbody>\n")?;
+        write_row(out, "pkg", pkg.path, None, pkg.statements)?;
+        for file in &pkg.files {
+            write_row(out, "file", file.base_name(), Some(index), file.statements)?;
+            index += 1;
+        }
+        out.write_all(b"</tbody>\n")?;
+    }
+    out.write_all(b"</table>\n")
+}
+
+fn write_legend(mode: CounterMode, out: &mut dyn Write) -> io::Result<()> {
+    out.write_all(b"<p id=\"legend\"><span>not tracked</span>")?;
+    if mode == CounterMode::Set {
+        out.write_all(
+            b"<span class=\"cov0\">not covered</span><span class=\"cov8\">covered</span>",
+        )?;
+    } else {
+        out.write_all(
+            b"<span class=\"cov0\">no coverage</span><span class=\"cov1\">low coverage</span>",
+        )?;
+        for n in 2..=9 {
+            write!(out, "<span class=\"cov{n}\">*</span>")?;
+        }
+        out.write_all(b"<span class=\"cov10\">high coverage</span>")?;
+    }
+    out.write_all(b"</p>")
+}
+
+fn write_file(
+    index: usize,
+    file: &FileView<'_>,
+    numbers: &LineNumbers,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "<section class=\"src\" id=\"f{index}\"><h2><a href=\"#top\" title=\"back to the tree\">&uarr;</a> {} &mdash; {:.1}%</h2>",
+        Esc(file.name),
+        file.statements.percent()
+    )?;
+    let source = file.source.as_ref().map(|p| (p, std::fs::read(p)));
+    match &source {
+        Some((p, Ok(_))) => writeln!(out, "<p>{}</p>", Esc(&p.to_string_lossy()))?,
+        Some((p, Err(e))) => writeln!(
+            out,
+            "<p>source {} could not be read: {}</p>",
+            Esc(&p.to_string_lossy()),
+            Esc(&e.to_string())
+        )?,
+        None => out.write_all(
+            b"<p>source not found: give --source-root (modules) or --goroot (standard library)</p>\n",
+        )?,
+    }
+    out.write_all(b"<table class=\"funcs\"><thead><tr><th>Function</th><th class=\"num\">Line</th><th class=\"num\">Statements</th><th class=\"num\">Coverage</th></tr></thead><tbody>\n")?;
+    for f in &file.functions {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td></tr>",
+            Esc(&f.name),
+            f.start_line,
+            f.statements.total,
+            f.statements.percent()
+        )?;
+    }
+    out.write_all(b"</tbody></table>\n")?;
+    if let Some((_, Ok(src))) = &source {
+        let text = String::from_utf8_lossy(src);
+        write_source(file, text.as_bytes(), numbers, out)?;
+    }
+    out.write_all(b"</section>\n")
+}
+
+/// The source with one span per unit, as `go tool cover -html` marks it.
+fn write_source(
+    file: &FileView<'_>,
+    src: &[u8],
+    numbers: &LineNumbers,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut line_starts = vec![0usize];
+    line_starts.extend(memchr_all(b'\n', src).map(|i| i + 1));
+    let line_count = if src.last() == Some(&b'\n') || src.is_empty() {
+        line_starts.len() - 1
+    } else {
+        line_starts.len()
+    };
+    let offset = |line: u32, col: u32| -> usize {
+        let l = (line.max(1) - 1) as usize;
+        match line_starts.get(l) {
+            Some(&s) => (s + col.max(1) as usize - 1).min(src.len()),
+            None => src.len(),
+        }
+    };
+    out.write_all(b"<div class=\"code\"><pre class=\"nums\">")?;
+    out.write_all(numbers.first(line_count).as_bytes())?;
+    out.write_all(b"</pre><pre class=\"body\">")?;
+    let max = file.max_count();
+    let mut pos = 0usize;
+    for u in &file.units {
+        let start = offset(u.start_line, u.start_col).max(pos);
+        let end = offset(u.end_line, u.end_col);
+        if end <= start {
+            continue;
+        }
+        write_escaped_bytes(out, &src[pos..start])?;
+        write!(
+            out,
+            "<span class=\"cov{}\" title=\"{}\">",
+            level(u.count, max),
+            u.count
+        )?;
+        write_escaped_bytes(out, &src[start..end])?;
+        out.write_all(b"</span>")?;
+        pos = end;
+    }
+    write_escaped_bytes(out, &src[pos..])?;
+    out.write_all(b"</pre></div>\n")
+}
+
+fn write_escaped_bytes(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+    // Input came from a `String`, and escaping only replaces ASCII bytes, so
+    // every slice boundary we cut at is an ASCII position or the text's end;
+    // still, never panic on a cut inside a character.
+    match std::str::from_utf8(bytes) {
+        Ok(s) => write_escaped(out, s),
+        Err(_) => write_escaped(out, &String::from_utf8_lossy(bytes)),
+    }
+}
+
+fn memchr_all(needle: u8, hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    hay.iter()
+        .enumerate()
+        .filter(move |&(_, &b)| b == needle)
+        .map(|(i, _)| i)
+}
+
+/// `"1\n2\n…"` built once for the longest file; each file uses a prefix.
+struct LineNumbers {
+    text: String,
+    /// `ends[n]` is the length of the prefix holding numbers 1..=n.
+    ends: Vec<usize>,
+}
+
+impl LineNumbers {
+    fn new(report: &Report<'_>) -> LineNumbers {
+        // Sources may be longer than their last unit; grow on demand instead
+        // of reading every file twice.
+        let guess = report
+            .files()
+            .flat_map(|(_, f)| f.units.last().map(|u| u.end_line))
+            .max()
+            .unwrap_or(0);
+        let mut n = LineNumbers {
+            text: String::new(),
+            ends: vec![0],
+        };
+        n.grow(guess as usize + 64);
+        n
+    }
+
+    fn grow(&mut self, lines: usize) {
+        use std::fmt::Write as _;
+        while self.ends.len() <= lines {
+            let next = self.ends.len();
+            let _ = writeln!(self.text, "{next}");
+            self.ends.push(self.text.len());
+        }
+    }
+
+    fn first(&self, lines: usize) -> std::borrow::Cow<'_, str> {
+        match self.ends.get(lines) {
+            Some(&end) => self.text[..end].into(),
+            None => (1..=lines)
+                .map(|i| format!("{i}\n"))
+                .collect::<String>()
+                .into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SourceMap, testprofile::sample};
+
+    #[test]
+    fn levels_match_go() {
+        assert_eq!(level(0, 10), 0);
+        assert_eq!(level(1, 1), 8);
+        assert_eq!(level(1, 10), 1);
+        assert_eq!(level(10, 10), 10);
+        assert_eq!(rgb(0), "rgb(192, 0, 0)");
+        assert_eq!(rgb(10), "rgb(20, 236, 155)");
+    }
+
+    #[test]
+    fn self_contained_page_with_tree_and_sections() {
+        let profile = sample();
+        let report = Report::new(&profile, &SourceMap::default());
+        let mut out = Vec::new();
+        write(&report, &Options::default(), &mut out).unwrap();
+        let html = String::from_utf8(out).unwrap();
+        assert!(!html.contains("http://") && !html.contains("https://"));
+        assert_eq!(html.matches("<section class=\"src\"").count(), 3);
+        assert_eq!(html.matches("<tr class=\"pkg\"").count(), 2);
+        assert!(html.contains("*DB.Get&lt;&amp;&gt;"));
+    }
+
+    #[test]
+    fn source_spans_follow_units() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = "package main\n\nfunc main() {\n\tif x < 1 {\n\t\ty()\n\t}\n}\n";
+        std::fs::write(tmp.path().join("main.go"), src).unwrap();
+        let mut profile = sample();
+        profile.packages.truncate(1);
+        profile.packages[0].functions = vec![covdata::model::Function {
+            name: "main".into(),
+            file: "example.com/app/main.go".into(),
+            literal: false,
+            units: vec![
+                covdata::model::Unit {
+                    start_line: 3,
+                    start_col: 13,
+                    end_line: 4,
+                    end_col: 11,
+                    statements: 1,
+                    count: 5,
+                },
+                covdata::model::Unit {
+                    start_line: 4,
+                    start_col: 11,
+                    end_line: 6,
+                    end_col: 3,
+                    statements: 1,
+                    count: 0,
+                },
+            ],
+        }];
+        let map = SourceMap::new(
+            vec![crate::sourcemap::Module {
+                path: "example.com/app".into(),
+                dir: tmp.path().into(),
+            }],
+            None,
+        );
+        let report = Report::new(&profile, &map);
+        let mut out = Vec::new();
+        write(&report, &Options::default(), &mut out).unwrap();
+        let html = String::from_utf8(out).unwrap();
+        assert!(
+            html.contains("func main() <span class=\"cov10\" title=\"5\">{\n\tif x &lt; 1 </span><span class=\"cov0\" title=\"0\">{\n\t\ty()\n\t}</span>\n}\n</pre>"),
+            "{html}"
+        );
+        assert!(html.contains("<pre class=\"nums\">1\n2\n3\n4\n5\n6\n7\n</pre>"));
+    }
+}
