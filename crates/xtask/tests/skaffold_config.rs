@@ -1,0 +1,293 @@
+//! The example's Skaffold wiring and the hook fragments, checked as data:
+//! `skaffold.yaml` parses, its `coverage` profile builds with coverage and
+//! runs the integration test and the three tools as `after` deploy hooks in
+//! order, and the coverage overlay (rendered by real `kubectl kustomize`)
+//! gives the container GOCOVERDIR on an emptyDir volume.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn example() -> PathBuf {
+    toolchain::workspace_root().join("examples/go-integration-coverage")
+}
+
+// The parts of Skaffold's schema this project relies on; unknown fields
+// are ignored, missing ones are errors.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Config {
+    api_version: String,
+    kind: String,
+    build: Build,
+    manifests: Manifests,
+    deploy: Deploy,
+    profiles: Vec<Profile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Profile {
+    name: String,
+    build: Build,
+    manifests: Manifests,
+    deploy: Deploy,
+}
+
+#[derive(Debug, Deserialize)]
+struct Build {
+    artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Artifact {
+    image: String,
+    ko: Ko,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Ko {
+    from_image: Option<String>,
+    #[serde(default)]
+    flags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Manifests {
+    kustomize: Kustomize,
+}
+
+#[derive(Debug, Deserialize)]
+struct Kustomize {
+    paths: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Deploy {
+    kubectl: Option<Deployer>,
+    helm: Option<Deployer>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Deployer {
+    hooks: Option<Hooks>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Hooks {
+    after: Vec<HookItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HookItem {
+    host: HostHook,
+}
+
+#[derive(Debug, Deserialize)]
+struct HostHook {
+    command: Vec<String>,
+    os: Vec<String>,
+}
+
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+fn skaffold() -> Config {
+    read_yaml(&example().join("skaffold.yaml"))
+}
+
+/// Checks the hooks are host hooks for darwin and linux and that they run
+/// the integration test, then cov-signal, cov-collect, cov-report.
+fn assert_coverage_hooks(hooks: &Hooks, origin: &str) {
+    for hook in &hooks.after {
+        assert_eq!(
+            hook.host.os,
+            ["darwin", "linux"],
+            "{origin}: hook {:?} must run on darwin and linux",
+            hook.host.command
+        );
+    }
+    let programs: Vec<&str> = hooks
+        .after
+        .iter()
+        .map(|h| h.host.command[0].as_str())
+        .collect();
+    assert_eq!(
+        programs,
+        ["go", "cov-signal", "cov-collect", "cov-report"],
+        "{origin}: after hooks in the wrong order or missing"
+    );
+    let test = &hooks.after[0].host.command;
+    assert!(
+        test.iter().any(|a| a == "test") && test.iter().any(|a| a.contains("integration")),
+        "{origin}: the first hook must run the integration test, not {test:?}"
+    );
+}
+
+#[test]
+fn skaffold_yaml_is_current_schema() {
+    let config = skaffold();
+    assert_eq!(config.kind, "Config");
+    let version = config
+        .api_version
+        .strip_prefix("skaffold/v4beta")
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "apiVersion {:?} is not skaffold/v4betaN",
+                config.api_version
+            )
+        });
+    assert!(
+        version >= 13,
+        "apiVersion {} is older than skaffold/v4beta13",
+        config.api_version
+    );
+}
+
+#[test]
+fn base_config_builds_without_coverage_and_has_no_hooks() {
+    let config = skaffold();
+    assert_eq!(config.manifests.kustomize.paths, ["k8s/base"]);
+    for artifact in &config.build.artifacts {
+        assert!(
+            !artifact.ko.flags.iter().any(|f| f.starts_with("-cover")),
+            "the base build of {} must not use coverage flags",
+            artifact.image
+        );
+    }
+    let kubectl = config.deploy.kubectl.expect("base deploys with kubectl");
+    assert!(
+        kubectl.hooks.is_none(),
+        "the base config runs no coverage hooks"
+    );
+}
+
+#[test]
+fn coverage_profile_builds_with_atomic_coverage_and_runs_the_tools_as_hooks() {
+    let config = skaffold();
+    let profile = config
+        .profiles
+        .iter()
+        .find(|p| p.name == "coverage")
+        .expect("a `coverage` profile");
+    let [artifact] = profile.build.artifacts.as_slice() else {
+        panic!("the coverage profile builds one artifact");
+    };
+    assert_eq!(artifact.image, "greeter");
+    for flag in ["-cover", "-covermode=atomic"] {
+        assert!(
+            artifact.ko.flags.iter().any(|f| f == flag),
+            "ko.flags lacks {flag}"
+        );
+    }
+    let base = artifact
+        .ko
+        .from_image
+        .as_deref()
+        .expect("ko.fromImage is set");
+    assert!(
+        base.ends_with(":debug") || base.contains("busybox"),
+        "base image {base} must carry kill and tar (a busybox-based image)"
+    );
+    assert_eq!(profile.manifests.kustomize.paths, ["k8s/overlays/coverage"]);
+    let hooks = profile
+        .deploy
+        .kubectl
+        .as_ref()
+        .and_then(|k| k.hooks.as_ref())
+        .expect("deploy.kubectl.hooks in the coverage profile");
+    assert_coverage_hooks(hooks, "skaffold.yaml profile coverage");
+}
+
+#[test]
+fn hook_fragments_parse_and_name_the_tools() {
+    let hooks_dir = toolchain::workspace_root().join("hooks");
+    let kubectl: Deploy = read_yaml(&hooks_dir.join("kubectl-deployer.yaml"));
+    let helm: Deploy = read_yaml(&hooks_dir.join("helm-deployer.yaml"));
+    assert_coverage_hooks(
+        kubectl
+            .kubectl
+            .and_then(|k| k.hooks)
+            .as_ref()
+            .expect("kubectl.hooks"),
+        "hooks/kubectl-deployer.yaml",
+    );
+    assert_coverage_hooks(
+        helm.helm
+            .and_then(|k| k.hooks)
+            .as_ref()
+            .expect("helm.hooks"),
+        "hooks/helm-deployer.yaml",
+    );
+}
+
+/// The rendered overlay, as generic YAML documents.
+fn kustomize(path: &str) -> Vec<serde_yaml::Value> {
+    let kubectl = toolchain::require_kubectl();
+    let out = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(example().join(path))
+        .output()
+        .expect("running kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_yaml::Deserializer::from_slice(&out.stdout)
+        .map(|doc| serde_yaml::Value::deserialize(doc).expect("kustomize output is YAML"))
+        .collect()
+}
+
+fn deployment(docs: &[serde_yaml::Value]) -> &serde_yaml::Value {
+    docs.iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment")
+}
+
+#[test]
+fn coverage_overlay_mounts_an_empty_dir_at_gocoverdir() {
+    let docs = kustomize("k8s/overlays/coverage");
+    assert!(
+        docs.iter().any(|d| d["kind"] == "Service"),
+        "the Service is kept"
+    );
+    let deploy = deployment(&docs);
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    let pod = &deploy["spec"]["template"]["spec"];
+    let app = pod["containers"]
+        .as_sequence()
+        .and_then(|c| c.iter().find(|c| c["name"] == "app"))
+        .expect("container `app`");
+    let gocoverdir = app["env"]
+        .as_sequence()
+        .and_then(|env| env.iter().find(|e| e["name"] == "GOCOVERDIR"))
+        .and_then(|e| e["value"].as_str())
+        .expect("GOCOVERDIR in app's env");
+    let mount = app["volumeMounts"]
+        .as_sequence()
+        .and_then(|m| m.iter().find(|m| m["mountPath"] == gocoverdir))
+        .expect("a volume mounted at GOCOVERDIR");
+    let volume = pod["volumes"]
+        .as_sequence()
+        .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
+        .expect("the mounted volume is declared");
+    assert!(
+        volume.get("emptyDir").is_some(),
+        "{volume:?} is not an emptyDir"
+    );
+}
+
+#[test]
+fn base_has_no_coverage_settings() {
+    let docs = kustomize("k8s/base");
+    let text = serde_yaml::to_string(deployment(&docs)).expect("YAML");
+    assert!(
+        !text.contains("GOCOVERDIR"),
+        "the base must not set GOCOVERDIR"
+    );
+}
