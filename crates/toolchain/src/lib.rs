@@ -104,3 +104,47 @@ pub fn workspace_binary(name: &'static str) -> Result<PathBuf, Missing> {
         Err(Missing { tool: name, path })
     }
 }
+
+/// A program from a Debian package that `cargo xtask tools` installs with
+/// apt (the report consumers the format tests check against).
+fn system_tool(tool: &'static str) -> Result<PathBuf, Missing> {
+    let path = Path::new("/usr/bin").join(tool);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Missing { tool, path })
+    }
+}
+
+/// `genhtml` (Debian `lcov`), which renders LCOV tracefiles.
+pub fn genhtml() -> Result<PathBuf, Missing> {
+    system_tool("genhtml")
+}
+
+/// `lcov` (Debian `lcov`), whose `--summary` totals a tracefile.
+pub fn lcov() -> Result<PathBuf, Missing> {
+    system_tool("lcov")
+}
+
+/// `xmllint` (Debian `libxml2-utils`), which validates XML against a DTD.
+pub fn xmllint() -> Result<PathBuf, Missing> {
+    system_tool("xmllint")
+}
+
+/// Headless-capable `chromium` (Debian `chromium`).
+pub fn chromium() -> Result<PathBuf, Missing> {
+    system_tool("chromium")
+}
+
+/// `pycobertura` (PyPI), installed into the tools venv.
+pub fn pycobertura() -> Result<PathBuf, Missing> {
+    let path = tools_dir().join("venv/bin/pycobertura");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Missing {
+            tool: "pycobertura",
+            path,
+        })
+    }
+}

@@ -16,7 +16,65 @@ pub fn install() -> Result<()> {
     fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     install_go(&dir, &bin)?;
     install_kubectl(&dir, &bin)?;
+    install_report_consumers(&dir)?;
     Ok(())
+}
+
+/// The programs the report-format tests check our output with: genhtml and
+/// lcov (Debian `lcov`), xmllint (`libxml2-utils`), headless `chromium`, and
+/// `pycobertura` from PyPI in the tools venv. apt runs only for what is missing.
+fn install_report_consumers(dir: &Path) -> Result<()> {
+    let debian = [
+        ("genhtml", "lcov"),
+        ("lcov", "lcov"),
+        ("xmllint", "libxml2-utils"),
+        ("chromium", "chromium"),
+    ];
+    let mut missing: Vec<&str> = debian
+        .iter()
+        .filter(|(tool, _)| !Path::new("/usr/bin").join(tool).is_file())
+        .map(|&(_, package)| package)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        println!("tools: lcov, libxml2-utils, chromium already installed");
+    } else {
+        println!("tools: installing {} with apt-get", missing.join(", "));
+        run(
+            Command::new("apt-get").args(["update", "-qq"]),
+            "apt-get update",
+        )
+        .context(
+            "apt-get update failed: are Debian's package mirrors reachable (and are you root)?",
+        )?;
+        run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            "apt-get install",
+        )
+        .with_context(|| format!("could not install {} with apt-get", missing.join(", ")))?;
+    }
+    let venv = dir.join("venv");
+    if venv.join("bin/pycobertura").is_file() {
+        println!("tools: pycobertura already installed");
+        return Ok(());
+    }
+    println!(
+        "tools: installing pycobertura from PyPI into {}",
+        venv.display()
+    );
+    run(
+        Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "pycobertura",
+        ]),
+        "pip install pycobertura",
+    )
+    .context("could not install pycobertura from PyPI: is the package registry reachable?")
 }
 
 fn version_of(cmd: &Path, args: &[&str]) -> Option<String> {
