@@ -1,4 +1,78 @@
-//! Go's binary coverage data (`covmeta.*`, `covcounters.*`, Go 1.20+): decode,
-//! merge, encode, and the coverage model reports are made from.
+//! Go's binary coverage data (`covmeta.*`, `covcounters.*`, Go 1.20+):
+//! decode, merge, encode, and the coverage model reports are made from.
+//!
+//! The modules follow the data path, as Go's `internal/coverage` does:
+//!
+//! | step | module | Go counterpart |
+//! |---|---|---|
+//! | find files, pair meta + counters into groups | [`scan`] | `pods` |
+//! | decode a meta-data file | [`decode_meta`] | `decodemeta` |
+//! | decode a counter-data file | [`decode_counters`] | `decodecounter` |
+//! | merge counters, then groups | [`merge`] | `cmerge`, `cformat` |
+//! | the merged result | [`model`] | |
+//! | text outputs of `go tool covdata` | [`format`] | `cformat` |
+//! | write Go-format files | [`encode`] | `encodemeta`, `encodecounter` |
+//!
+//! (Go calls a meta file plus its counter files a "pod"; here that word
+//! means a Kubernetes pod, so this crate says "group".)
+//!
+//! # Reading
+//!
+//! [`load`] does the whole read path: folders are searched recursively,
+//! every group is decoded and merged with `go tool covdata`'s semantics, and
+//! the result is a [`model::Profile`] plus warnings.
+//!
+//! ```no_run
+//! use covdata::{LoadOptions, ModeClash, PkgFilter};
+//! let loaded = covdata::load(
+//!     &["reports/coverage".into()],
+//!     &LoadOptions {
+//!         packages: Some(PkgFilter::parse("example.com/app/...")),
+//!         mode_clash: ModeClash::Upgrade, // what percent/func do; textfmt uses Refuse
+//!         ..LoadOptions::default()
+//!     },
+//! )?;
+//! for w in &loaded.warnings {
+//!     eprintln!("warning: {w}");
+//! }
+//! let mut out = std::io::stdout();
+//! covdata::format::percent::write(&loaded.profile, &mut out)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Writing
+//!
+//! [`encode::write_dir`] writes any [`model::Profile`] (merged, filtered, or
+//! computed, e.g. a difference of two profiles) as one `covmeta` +
+//! `covcounters` pair that `go tool covdata` reads:
+//!
+//! ```no_run
+//! # let profile: covdata::model::Profile = unimplemented!();
+//! let written = covdata::encode::write_dir(&profile, std::path::Path::new("merged"))?;
+//! println!("{}", written.meta.display());
+//! # Ok::<(), covdata::Error>(())
+//! ```
+//!
+//! # Errors
+//!
+//! Every failure is an [`Error`] naming the file; damaged bytes give
+//! [`Error::Corrupt`] with the byte offset. No input makes this crate panic
+//! (a property test feeds it mutated real files).
 
+pub mod decode_counters;
+pub mod decode_meta;
+pub mod encode;
+mod error;
+pub mod format;
+mod load;
+pub mod merge;
 pub mod model;
+pub mod pkgpattern;
+mod reader;
+pub mod scan;
+mod warning;
+
+pub use error::{Corruption, CorruptionKind, Error};
+pub use load::{LoadOptions, Loaded, ModeClash, load, read_meta};
+pub use pkgpattern::PkgFilter;
+pub use warning::Warning;

@@ -1,0 +1,227 @@
+//! Step 2 of the data flow: decode a counter-data file
+//! (`covcounters.<metahash>.<pid>.<nanotime>`), the execution counts one
+//! process wrote for the functions it ran.
+//!
+//! Layout (from Go's `internal/coverage/decodecounter`): a 32-byte header
+//! (magic, version, meta hash, flavor, big-endian flag), then segments, then
+//! a 16-byte footer at the very end holding the segment count. Each segment
+//! has a 16-byte header, a string table, an args table padded to 4 bytes,
+//! and per function: counter count, package index, function index, counters.
+//! Counters are raw u32 or ULEB128 depending on the flavor.
+//!
+//! Like `go tool covdata`, only the first segment is read; the runtime and
+//! `go tool covdata merge` only ever write one.
+
+use crate::error::{Corruption, CorruptionKind};
+use crate::reader::{Reader, StringTable, lossy};
+
+pub const COUNTER_MAGIC: [u8; 4] = [0x00, 0x63, 0x77, 0x6d];
+pub const COUNTER_VERSION: u32 = 1;
+pub const FILE_HEADER_SIZE: usize = 32;
+pub const SEGMENT_HEADER_SIZE: usize = 16;
+pub const FOOTER_SIZE: usize = 16;
+
+/// How counter values are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Four bytes per value, little-endian.
+    RawLittleEndian,
+    /// Four bytes per value, big-endian (written on big-endian hosts).
+    RawBigEndian,
+    /// ULEB128, what the runtime writes.
+    Uleb128,
+}
+
+/// Program arguments recorded by the process (`argc`, `argv<N>`, `GOOS`,
+/// `GOARCH` in the args table). `go tool covdata merge` keeps a value only
+/// when every input agrees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunArgs {
+    pub os_args: Vec<String>,
+    pub goos: String,
+    pub goarch: String,
+}
+
+/// A counter file's header and first segment, ready to iterate.
+pub struct CounterFile<'a> {
+    pub meta_hash: [u8; 16],
+    pub flavor: Flavor,
+    pub segments: u32,
+    pub args: RunArgs,
+    functions: u64,
+    body: Reader<'a>,
+}
+
+/// Parse the header, footer and first segment preamble of a counter file.
+pub fn open(buf: &[u8]) -> Result<CounterFile<'_>, Corruption> {
+    let mut r = Reader::new(buf, 0);
+    if r.bytes(4, "counter file header")? != COUNTER_MAGIC {
+        return Err(Corruption::new(0, CorruptionKind::BadMagic("counter-data")));
+    }
+    let version = r.u32_le("counter file header")?;
+    if version > COUNTER_VERSION {
+        return Err(Corruption::new(
+            4,
+            CorruptionKind::UnsupportedVersion {
+                found: version,
+                known: COUNTER_VERSION,
+            },
+        ));
+    }
+    let meta_hash = r.array16("counter file header")?;
+    let flavor_byte = r.u8("counter file header")?;
+    let big_endian = r.u8("counter file header")? != 0;
+    r.bytes(6, "counter file header")?;
+
+    // Footer: last 16 bytes.
+    let footer_at = buf
+        .len()
+        .checked_sub(FOOTER_SIZE)
+        .ok_or(Corruption::new(buf.len() as u64, CorruptionKind::Truncated("footer")))?;
+    let mut f = Reader::new(&buf[footer_at..], footer_at as u64);
+    if f.bytes(4, "footer")? != COUNTER_MAGIC {
+        return Err(Corruption::new(footer_at as u64, CorruptionKind::BadMagic("counter-data footer of a")));
+    }
+    f.bytes(4, "footer")?;
+    let segments = f.u32_le("footer")?;
+    if segments == 0 {
+        return Err(Corruption::new(footer_at as u64 + 8, CorruptionKind::NoSegments));
+    }
+
+    // First segment preamble.
+    let functions = r.u64_le("segment header")?;
+    let strtab_len = r.u32_le("segment header")?;
+    let args_len = r.u32_le("segment header")?;
+    let st_at = r.offset();
+    let st = r.bytes(strtab_len as usize, "segment string table")?;
+    let strtab = StringTable::read(&mut Reader::new(st, st_at))?;
+    let args_at = r.offset();
+    let args = r.bytes(args_len as usize, "args table")?;
+    let args = read_args(&mut Reader::new(args, args_at), &strtab)?;
+    // The args length includes padding to 4 bytes; align (a no-op for
+    // well-formed files, as in Go's reader).
+    let aligned = r.pos().next_multiple_of(4);
+    r.seek(aligned, "segment body")?;
+
+    let flavor = match (flavor_byte, big_endian) {
+        (1, false) => Flavor::RawLittleEndian,
+        (1, true) => Flavor::RawBigEndian,
+        (2, _) => Flavor::Uleb128,
+        // Go only objects to the flavor when there is something to read.
+        _ if functions == 0 => Flavor::Uleb128,
+        _ => return Err(Corruption::new(24, CorruptionKind::UnknownFlavor(flavor_byte))),
+    };
+    Ok(CounterFile {
+        meta_hash,
+        flavor,
+        segments,
+        args,
+        functions,
+        body: r,
+    })
+}
+
+fn read_args(r: &mut Reader<'_>, st: &StringTable<'_>) -> Result<RunArgs, Corruption> {
+    let n = r.uleb("args table")?;
+    let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
+    for _ in 0..n {
+        let at = r.offset();
+        let k = st.get(r.uleb("args table")?)?;
+        let v = st.get(r.uleb("args table")?)?;
+        if pairs.iter().any(|(pk, _)| *pk == k) {
+            return Err(Corruption::new(at, CorruptionKind::BadArgs("duplicate key")));
+        }
+        pairs.push((k, v));
+    }
+    let get = |key: &[u8]| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let mut args = RunArgs::default();
+    if let Some(argc) = get(b"argc") {
+        let argc: usize = std::str::from_utf8(argc)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(r.err(CorruptionKind::BadArgs("argc is not a number")))?;
+        if argc > pairs.len() {
+            return Err(r.err(CorruptionKind::BadArgs("argc exceeds the number of arguments")));
+        }
+        for i in 0..argc {
+            let key = format!("argv{i}");
+            args.os_args.push(get(key.as_bytes()).map(lossy).unwrap_or_default());
+        }
+    }
+    if let Some(v) = get(b"GOOS") {
+        args.goos = lossy(v);
+    }
+    if let Some(v) = get(b"GOARCH") {
+        args.goarch = lossy(v);
+    }
+    Ok(args)
+}
+
+/// One function's counters as stored in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FuncHeader {
+    pub package: u32,
+    pub function: u32,
+    /// Number of counters that follow.
+    pub count: u32,
+}
+
+impl<'a> CounterFile<'a> {
+    /// Number of function entries in the first segment.
+    pub fn function_count(&self) -> u64 {
+        self.functions
+    }
+
+    /// Current file offset (for error reports by callers).
+    pub fn offset(&self) -> u64 {
+        self.body.offset()
+    }
+
+    /// Read the next function's counters into `out` (cleared first).
+    /// Returns `None` after the last function of the first segment.
+    pub fn next_function(&mut self, out: &mut Vec<u32>) -> Result<Option<FuncHeader>, Corruption> {
+        if self.functions == 0 {
+            return Ok(None);
+        }
+        self.functions -= 1;
+        out.clear();
+        let r = &mut self.body;
+        match self.flavor {
+            Flavor::Uleb128 => {
+                let count = r.uleb32("function counters")?;
+                let package = r.uleb32("function counters")?;
+                let function = r.uleb32("function counters")?;
+                // Each value takes at least one byte.
+                if count as usize > r_remaining(r) {
+                    return Err(r.err(CorruptionKind::Truncated("function counters")));
+                }
+                out.reserve(count as usize);
+                for _ in 0..count {
+                    out.push(r.uleb32("function counters")?);
+                }
+                Ok(Some(FuncHeader { package, function, count }))
+            }
+            Flavor::RawLittleEndian | Flavor::RawBigEndian => {
+                let be = self.flavor == Flavor::RawBigEndian;
+                let rd = |r: &mut Reader<'a>| {
+                    if be { r.u32_be("function counters") } else { r.u32_le("function counters") }
+                };
+                let count = rd(r)?;
+                let package = rd(r)?;
+                let function = rd(r)?;
+                if (count as usize).saturating_mul(4) > r_remaining(r) {
+                    return Err(r.err(CorruptionKind::Truncated("function counters")));
+                }
+                out.reserve(count as usize);
+                for _ in 0..count {
+                    out.push(rd(r)?);
+                }
+                Ok(Some(FuncHeader { package, function, count }))
+            }
+        }
+    }
+}
+
+fn r_remaining(r: &Reader<'_>) -> usize {
+    r.remaining()
+}

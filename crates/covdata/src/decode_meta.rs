@@ -1,0 +1,291 @@
+//! Step 1 of the data flow: decode a meta-data file (`covmeta.<hash>`), the
+//! static description of every instrumented package, function and block of
+//! one binary.
+//!
+//! Layout (little-endian), from Go's `internal/coverage` (defs.go,
+//! decodemeta): a 56-byte file header, a u64 offset and a u64 length per
+//! package, a file-level string table, then one self-contained blob per
+//! package (44-byte header, u32 offset per function, string table,
+//! functions encoded as ULEB128 values).
+
+use crate::error::{Corruption, CorruptionKind};
+use crate::model::{CounterMode, Granularity};
+use crate::reader::{Reader, StringTable, lossy};
+
+pub const META_MAGIC: [u8; 4] = [0x00, 0x63, 0x76, 0x6d];
+pub const META_VERSION: u32 = 1;
+pub const FILE_HEADER_SIZE: usize = 56;
+pub const PACKAGE_HEADER_SIZE: usize = 44;
+
+/// One decoded meta-data file.
+#[derive(Debug, Clone)]
+pub struct MetaFile {
+    pub hash: [u8; 16],
+    pub mode: CounterMode,
+    pub granularity: Granularity,
+    pub packages: Vec<MetaPackage>,
+}
+
+/// One package of a meta-data file. Function names and files are indices
+/// into `strings`, units of all functions live in one flat `units` vector.
+#[derive(Debug, Clone)]
+pub struct MetaPackage {
+    pub path: String,
+    pub name: String,
+    pub module_path: String,
+    pub hash: [u8; 16],
+    pub strings: Vec<String>,
+    pub functions: Vec<MetaFunction>,
+    pub units: Vec<UnitPos>,
+}
+
+/// A function of a [`MetaPackage`].
+#[derive(Debug, Clone, Copy)]
+pub struct MetaFunction {
+    pub name: u32,
+    pub file: u32,
+    pub literal: bool,
+    /// Range into [`MetaPackage::units`].
+    pub units_start: u32,
+    pub units_len: u32,
+}
+
+/// Where a coverable block is and how many statements it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UnitPos {
+    pub start_line: u32,
+    pub start_col: u32,
+    pub end_line: u32,
+    pub end_col: u32,
+    pub statements: u32,
+}
+
+impl MetaPackage {
+    pub fn function_name(&self, f: &MetaFunction) -> &str {
+        &self.strings[f.name as usize]
+    }
+    pub fn function_file(&self, f: &MetaFunction) -> &str {
+        &self.strings[f.file as usize]
+    }
+    pub fn function_units(&self, f: &MetaFunction) -> &[UnitPos] {
+        let s = f.units_start as usize;
+        &self.units[s..s + f.units_len as usize]
+    }
+}
+
+pub(crate) fn counter_mode(v: u8) -> Option<CounterMode> {
+    Some(match v {
+        1 => CounterMode::Set,
+        2 => CounterMode::Count,
+        3 => CounterMode::Atomic,
+        4 => CounterMode::RegOnly,
+        5 => CounterMode::TestMain,
+        _ => return None,
+    })
+}
+
+pub(crate) fn granularity(v: u8) -> Option<Granularity> {
+    Some(match v {
+        1 => Granularity::PerBlock,
+        2 => Granularity::PerFunc,
+        _ => return None,
+    })
+}
+
+/// Decode a whole meta-data file. Checks what Go checks (magic, version,
+/// offsets against the total length) plus everything Go would panic on.
+pub fn decode(buf: &[u8]) -> Result<MetaFile, Corruption> {
+    let mut r = Reader::new(buf, 0);
+    if r.bytes(4, "meta-data file header")? != META_MAGIC {
+        return Err(Corruption::new(0, CorruptionKind::BadMagic("meta-data")));
+    }
+    let version = r.u32_le("meta-data file header")?;
+    if version > META_VERSION {
+        return Err(Corruption::new(
+            4,
+            CorruptionKind::UnsupportedVersion {
+                found: version,
+                known: META_VERSION,
+            },
+        ));
+    }
+    let total_len = r.u64_le("meta-data file header")?;
+    let entries = r.u64_le("meta-data file header")?;
+    let hash = r.array16("meta-data file header")?;
+    let _strtab_offset = r.u32_le("meta-data file header")?;
+    let strtab_len = r.u32_le("meta-data file header")?;
+    let mode_at = r.offset();
+    let mode_byte = r.u8("meta-data file header")?;
+    let gran_byte = r.u8("meta-data file header")?;
+    r.bytes(6, "meta-data file header")?;
+    let mode = counter_mode(mode_byte)
+        .ok_or(Corruption::new(mode_at, CorruptionKind::UnknownCounterMode(mode_byte)))?;
+    let granularity = granularity(gran_byte).ok_or(Corruption::new(
+        mode_at + 1,
+        CorruptionKind::UnknownGranularity(gran_byte),
+    ))?;
+
+    // 16 bytes of offset+length per package must fit in the file.
+    let room = (buf.len() - r.pos()) as u64 / 16;
+    if entries > room {
+        return Err(Corruption::new(
+            24,
+            CorruptionKind::OutOfRange {
+                what: "package count",
+                value: entries,
+                limit: room,
+            },
+        ));
+    }
+    let mut offsets = Vec::with_capacity(entries as usize);
+    for _ in 0..entries {
+        let at = r.offset();
+        let off = r.u64_le("package offsets")?;
+        if off > total_len {
+            return Err(Corruption::new(
+                at,
+                CorruptionKind::OutOfRange {
+                    what: "package offset",
+                    value: off,
+                    limit: total_len,
+                },
+            ));
+        }
+        offsets.push(off);
+    }
+    let mut lengths = Vec::with_capacity(entries as usize);
+    for _ in 0..entries {
+        let at = r.offset();
+        let len = r.u64_le("package lengths")?;
+        if len > total_len {
+            return Err(Corruption::new(
+                at,
+                CorruptionKind::OutOfRange {
+                    what: "package length",
+                    value: len,
+                    limit: total_len,
+                },
+            ));
+        }
+        lengths.push(len);
+    }
+    // The file-level string table is read (Go does) but carries nothing used.
+    let st_at = r.offset();
+    let st = r.bytes(strtab_len as usize, "file string table")?;
+    StringTable::read(&mut Reader::new(st, st_at))?;
+
+    let mut packages = Vec::with_capacity(entries as usize);
+    for (i, (&off, &len)) in offsets.iter().zip(&lengths).enumerate() {
+        let end = off.saturating_add(len);
+        let blob = usize::try_from(off)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .and_then(|(s, e)| buf.get(s..e))
+            .ok_or(Corruption::new(
+                FILE_HEADER_SIZE as u64 + 8 * (entries + i as u64),
+                CorruptionKind::OutOfRange {
+                    what: "package end",
+                    value: end,
+                    limit: buf.len() as u64,
+                },
+            ))?;
+        packages.push(decode_package(blob, off)?);
+    }
+    Ok(MetaFile {
+        hash,
+        mode,
+        granularity,
+        packages,
+    })
+}
+
+/// Decode one package blob found at file offset `base`.
+pub fn decode_package(blob: &[u8], base: u64) -> Result<MetaPackage, Corruption> {
+    let mut r = Reader::new(blob, base);
+    let length = r.u32_le("package header")?;
+    let name_idx = r.u32_le("package header")?;
+    let path_idx = r.u32_le("package header")?;
+    let module_idx = r.u32_le("package header")?;
+    let hash = r.array16("package header")?;
+    r.bytes(4, "package header")?;
+    let _num_strings = r.u32_le("package header")?;
+    let num_funcs = r.u32_le("package header")?;
+
+    let strtab_at = (PACKAGE_HEADER_SIZE as u64).saturating_add(4 * u64::from(num_funcs));
+    let strtab_at = usize::try_from(strtab_at).unwrap_or(usize::MAX);
+    r.seek(strtab_at, "package string table offset")?;
+    let strtab = StringTable::read(&mut r)?;
+    let strings: Vec<String> = strtab.entries.iter().map(|s| lossy(s)).collect();
+    let get = |i: u32| -> Result<String, Corruption> { strtab.string(u64::from(i)) };
+
+    let mut functions = Vec::with_capacity(num_funcs as usize);
+    let mut units = Vec::new();
+    for fidx in 0..num_funcs {
+        let loc = PACKAGE_HEADER_SIZE + 4 * fidx as usize;
+        r.seek(loc, "function offset table")?;
+        let foff = r.u32_le("function offset table")?;
+        if (foff as usize) < loc || foff > length {
+            return Err(Corruption::new(
+                base + loc as u64,
+                CorruptionKind::OutOfRange {
+                    what: "function offset",
+                    value: u64::from(foff),
+                    limit: u64::from(length),
+                },
+            ));
+        }
+        r.seek(foff as usize, "function offset")?;
+        // Go truncates these to 32 bits before use; so do we.
+        let n_units = u64::from(r.uleb32("function")?);
+        let name = r.uleb32("function")?;
+        let file = r.uleb32("function")?;
+        for index in [name, file] {
+            // Names index the package table; validate once here so the
+            // accessors above can index directly.
+            strtab.get(u64::from(index))?;
+        }
+        // Each unit takes at least five bytes.
+        let remaining = (blob.len() - r.pos()) as u64 / 5;
+        if n_units > remaining {
+            return Err(r.err(CorruptionKind::OutOfRange {
+                what: "unit count",
+                value: n_units,
+                limit: remaining,
+            }));
+        }
+        let start = units.len();
+        for _ in 0..n_units {
+            units.push(UnitPos {
+                start_line: r.uleb32("unit")?,
+                start_col: r.uleb32("unit")?,
+                end_line: r.uleb32("unit")?,
+                end_col: r.uleb32("unit")?,
+                statements: r.uleb32("unit")?,
+            });
+        }
+        let literal = r.uleb("function")? != 0;
+        if u32::try_from(units.len()).is_err() {
+            return Err(r.err(CorruptionKind::OutOfRange {
+                what: "unit count",
+                value: units.len() as u64,
+                limit: u64::from(u32::MAX),
+            }));
+        }
+        functions.push(MetaFunction {
+            name,
+            file,
+            literal,
+            units_start: start as u32,
+            units_len: (units.len() - start) as u32,
+        });
+    }
+    Ok(MetaPackage {
+        path: get(path_idx)?,
+        name: get(name_idx)?,
+        module_path: get(module_idx)?,
+        hash,
+        strings,
+        functions,
+        units,
+    })
+}

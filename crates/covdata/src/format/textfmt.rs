@@ -1,0 +1,46 @@
+//! `go tool covdata textfmt`: the text profile `go tool cover` reads.
+
+use std::io::{self, Write};
+
+use crate::model::Profile;
+
+/// `mode: <mode>` then `file:sl.sc,el.ec stmts count` per block.
+pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, "mode: {}", profile.mode.as_str())?;
+    let mut line = Vec::with_capacity(256);
+    for pkg in &profile.packages {
+        for (f, u) in super::sorted_units(pkg) {
+            line.clear();
+            line.extend_from_slice(f.file.as_bytes());
+            line.push(b':');
+            push_u32(&mut line, u.start_line);
+            line.push(b'.');
+            push_u32(&mut line, u.start_col);
+            line.push(b',');
+            push_u32(&mut line, u.end_line);
+            line.push(b'.');
+            push_u32(&mut line, u.end_col);
+            line.push(b' ');
+            push_u32(&mut line, u.statements);
+            line.push(b' ');
+            push_u32(&mut line, u.count);
+            line.push(b'\n');
+            w.write_all(&line)?;
+        }
+    }
+    Ok(())
+}
+
+fn push_u32(out: &mut Vec<u8>, mut v: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
