@@ -70,6 +70,7 @@ pub mod model;
 pub mod pkgpattern;
 mod reader;
 pub mod scan;
+pub mod setops;
 mod warning;
 
 pub use error::{Corruption, CorruptionKind, Error};
