@@ -1,0 +1,64 @@
+//! The input options every subcommand shares, and loading them.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use covdata::{LoadOptions, Loaded, ModeClash, PkgFilter};
+
+/// Where the coverage data is and which packages to report.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Inputs {
+    /// Folders with Go coverage data, searched recursively
+    /// [default: reports/coverage].
+    #[arg(value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Input folders, comma separated (as `go tool covdata -i`).
+    #[arg(short = 'i', long = "input", value_name = "DIRS", value_delimiter = ',')]
+    pub input: Vec<PathBuf>,
+    /// Only packages whose import path matches (comma separated; `...`
+    /// matches anything, `net/...` includes `net`; as `go tool covdata -pkg`).
+    #[arg(long = "pkg", value_name = "PATTERNS")]
+    pub pkg: Vec<String>,
+}
+
+/// The default input folder, where cov-collect puts the data.
+pub const DEFAULT_DIR: &str = "reports/coverage";
+
+impl Inputs {
+    pub fn folders(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .chain(&self.input)
+            .filter(|p| !p.as_os_str().is_empty())
+            .cloned()
+            .collect();
+        if v.is_empty() {
+            v.push(PathBuf::from(DEFAULT_DIR));
+        }
+        v
+    }
+
+    /// Load and merge, logging warnings on stderr.
+    pub fn load(&self, mode_clash: ModeClash) -> Result<Loaded> {
+        let folders = self.folders();
+        let options = LoadOptions {
+            packages: PkgFilter::from_values(&self.pkg),
+            mode_clash,
+            threads: None,
+        };
+        let loaded = covdata::load(&folders, &options)?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(
+            groups = loaded.groups.len(),
+            counter_files = loaded.groups.iter().map(|g| g.counters.len()).sum::<usize>(),
+            "read coverage data"
+        );
+        if options.packages.is_some() && loaded.profile.packages.is_empty() {
+            tracing::warn!("no package matched --pkg {}", self.pkg.join(","));
+        }
+        Ok(loaded)
+    }
+}
