@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::decode_counters::{COUNTER_MAGIC, COUNTER_VERSION, Flavor, RunArgs};
 use crate::decode_meta::{FILE_HEADER_SIZE, META_MAGIC, META_VERSION, PACKAGE_HEADER_SIZE};
 use crate::error::Error;
-use crate::model::Profile;
+use crate::model::{Granularity, Profile};
 
 /// FNV-1a, 128 bits, as Go's `hash/fnv.New128a` (sum in big-endian bytes).
 #[derive(Clone)]
@@ -106,6 +106,13 @@ pub fn encode_meta(profile: &Profile) -> EncodedMeta {
         file_hash.write(&h.sum());
         blobs.push(blob);
     }
+    // As the runtime does, the mode and granularity are part of the hash,
+    // so a set-mode and a count-mode profile never share a file name.
+    file_hash.write(profile.mode.as_str().as_bytes());
+    file_hash.write(match profile.granularity {
+        Granularity::PerBlock => b"perblock",
+        Granularity::PerFunc => b"perfunc",
+    });
     let hash = file_hash.sum();
     let strtab = StringTab::new().encode();
     let n = blobs.len() as u64;

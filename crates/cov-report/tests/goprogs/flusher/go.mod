@@ -1,0 +1,3 @@
+module example.com/flusher
+
+go 1.22
