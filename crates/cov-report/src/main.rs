@@ -1,1 +1,121 @@
-fn main() {}
+//! `cov-report`: read Go's binary coverage data (`covmeta.*`/`covcounters.*`,
+//! as written by binaries built with `go build -cover`) without a Go
+//! toolchain, and print what `go tool covdata` prints.
+//!
+//! ```text
+//! cov-report                         # percent of reports/coverage, searched recursively
+//! cov-report func dir1 dir2          # per-function coverage
+//! cov-report textfmt -o cover.out    # legacy text profile for `go tool cover`
+//! cov-report pkglist -i a,b          # import paths
+//! cov-report merge -o merged/        # one Go-format covmeta+covcounters pair
+//! ```
+//!
+//! Exit codes: 0 ok, 1 the work failed (e.g. an output could not be
+//! written), 2 bad usage or input (no data, corrupt data, mode clash).
+//! Each subcommand lives in its own module; this file is only wiring.
+
+mod diff;
+mod func;
+mod inputs;
+mod merge;
+mod output;
+mod percent;
+mod pkglist;
+mod report;
+mod setop;
+mod textfmt;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cov-report",
+    version,
+    about = "Report Go coverage data (GOCOVERDIR files) like `go tool covdata`, without Go",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Inputs of the default subcommand (`percent`).
+    #[command(flatten)]
+    inputs: inputs::Inputs,
+    /// Report files and the coverage gate of the default subcommand.
+    #[command(flatten)]
+    report: report::ReportArgs,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Percent of statements covered, per package (the default).
+    Percent(percent::Args),
+    /// Coverage per function, and the total.
+    Func(func::Args),
+    /// Write the text profile `go tool cover` reads.
+    Textfmt(textfmt::Args),
+    /// List the import paths of the covered packages.
+    Pkglist(pkglist::Args),
+    /// Merge all inputs into one Go-format meta-data + counter file pair.
+    Merge(merge::Args),
+    /// Percent, plus report files (--format) and the coverage gate (--fail-under).
+    Report(report::Args),
+    /// Packages and functions whose coverage changed between two runs.
+    Diff(diff::Args),
+    /// Write coverage of the first folder not covered by the second (Go format).
+    Subtract(setop::Args),
+    /// Write coverage present in every folder (Go format).
+    Intersect(setop::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        None => report::run_with(&cli.inputs, &cli.report),
+        Some(Command::Percent(a)) => percent::run(&a),
+        Some(Command::Func(a)) => func::run(&a),
+        Some(Command::Textfmt(a)) => textfmt::run(&a),
+        Some(Command::Pkglist(a)) => pkglist::run(&a),
+        Some(Command::Merge(a)) => merge::run(&a),
+        Some(Command::Report(a)) => report::run(&a),
+        Some(Command::Diff(a)) => diff::run(&a),
+        Some(Command::Subtract(a)) => setop::run(covdata::setops::SetOp::Subtract, &a),
+        Some(Command::Intersect(a)) => setop::run(covdata::setops::SetOp::Intersect, &a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Bad input (the library's errors: no data, corrupt files, clashes) is 2;
+/// anything else (writing outputs) is a failed job, 1.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.downcast_ref::<covdata::Error>().is_some()) {
+        2
+    } else {
+        1
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .without_time()
+        .with_target(false)
+        .init();
+}
