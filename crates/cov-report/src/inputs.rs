@@ -13,7 +13,12 @@ pub struct Inputs {
     #[arg(value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
     /// Input folders, comma separated (as `go tool covdata -i`).
-    #[arg(short = 'i', long = "input", value_name = "DIRS", value_delimiter = ',')]
+    #[arg(
+        short = 'i',
+        long = "input",
+        value_name = "DIRS",
+        value_delimiter = ','
+    )]
     pub input: Vec<PathBuf>,
     /// Only packages whose import path matches (comma separated; `...`
     /// matches anything, `net/...` includes `net`; as `go tool covdata -pkg`).
@@ -53,7 +58,11 @@ impl Inputs {
         }
         tracing::info!(
             groups = loaded.groups.len(),
-            counter_files = loaded.groups.iter().map(|g| g.counters.len()).sum::<usize>(),
+            counter_files = loaded
+                .groups
+                .iter()
+                .map(|g| g.counters.len())
+                .sum::<usize>(),
             "read coverage data"
         );
         if options.packages.is_some() && loaded.profile.packages.is_empty() {

@@ -20,5 +20,7 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     // A text profile has a single mode line: Go refuses mixed modes here.
     let loaded = args.inputs.load(ModeClash::Refuse)?;
-    crate::output::file(&args.output, |w| covdata::format::textfmt::write(&loaded.profile, w))
+    crate::output::file(&args.output, |w| {
+        covdata::format::textfmt::write(&loaded.profile, w)
+    })
 }

@@ -26,7 +26,11 @@ fn every_flavor_reads_back_in_go() {
     let tmp = tempfile::tempdir().unwrap();
     let d = real_data(tmp.path());
     let loaded = load(std::slice::from_ref(&d), &LoadOptions::default()).unwrap();
-    for flavor in [Flavor::Uleb128, Flavor::RawLittleEndian, Flavor::RawBigEndian] {
+    for flavor in [
+        Flavor::Uleb128,
+        Flavor::RawLittleEndian,
+        Flavor::RawBigEndian,
+    ] {
         let out = tmp.path().join(format!("{flavor:?}"));
         let opts = EncodeOptions {
             flavor,
@@ -36,7 +40,11 @@ fn every_flavor_reads_back_in_go() {
         encode::write_dir_with(&loaded.profile, &out, &opts).unwrap();
         assert_same_all(&[s(&out)], &[&out], None);
         for cmd in ["percent", "func"] {
-            assert_eq!(go_covdata(cmd, &[&out], &[]).stdout, go_covdata(cmd, &[&d], &[]).stdout, "{flavor:?} {cmd}");
+            assert_eq!(
+                go_covdata(cmd, &[&out], &[]).stdout,
+                go_covdata(cmd, &[&d], &[]).stdout,
+                "{flavor:?} {cmd}"
+            );
         }
     }
 }
@@ -45,7 +53,9 @@ fn every_flavor_reads_back_in_go() {
 fn go_and_we_read_only_the_first_segment() {
     let tmp = tempfile::tempdir().unwrap();
     let d = real_data(tmp.path());
-    let profile = load(std::slice::from_ref(&d), &LoadOptions::default()).unwrap().profile;
+    let profile = load(std::slice::from_ref(&d), &LoadOptions::default())
+        .unwrap()
+        .profile;
     let out = tmp.path().join("segments");
     std::fs::create_dir_all(&out).unwrap();
     let meta = encode::encode_meta(&profile);
@@ -57,7 +67,11 @@ fn go_and_we_read_only_the_first_segment() {
         ..Segment::default()
     };
     let mut all = profile.clone();
-    all.packages.iter_mut().flat_map(|p| &mut p.functions).flat_map(|f| &mut f.units).for_each(|u| u.count += 5);
+    all.packages
+        .iter_mut()
+        .flat_map(|p| &mut p.functions)
+        .flat_map(|f| &mut f.units)
+        .for_each(|u| u.count += 5);
     let second = Segment {
         entries: encode::counter_entries(&all),
         ..Segment::default()
@@ -65,14 +79,19 @@ fn go_and_we_read_only_the_first_segment() {
     let bytes = encode::encode_counters(meta.hash, Flavor::Uleb128, &[first, second]);
     std::fs::write(out.join(format!("covcounters.{hex}.1.1")), bytes).unwrap();
     assert_same_all(&[s(&out)], &[&out], None);
-    assert_eq!(go_covdata("percent", &[&out], &[]).stdout, go_covdata("percent", &[&d], &[]).stdout);
+    assert_eq!(
+        go_covdata("percent", &[&out], &[]).stdout,
+        go_covdata("percent", &[&d], &[]).stdout
+    );
 }
 
 #[test]
 fn per_function_granularity_reads_back_in_go() {
     let tmp = tempfile::tempdir().unwrap();
     let d = real_data(tmp.path());
-    let mut profile = load(std::slice::from_ref(&d), &LoadOptions::default()).unwrap().profile;
+    let mut profile = load(std::slice::from_ref(&d), &LoadOptions::default())
+        .unwrap()
+        .profile;
     // One unit per function, as cmd/cover's perfunc mode emits.
     profile.granularity = Granularity::PerFunc;
     for f in profile.packages.iter_mut().flat_map(|p| &mut p.functions) {

@@ -19,7 +19,12 @@ fn multi_package_coverpkg_all_three_processes() {
     let bin = build("multipkg", "atomic", true);
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("cov");
-    for args in [&["add", "mul"][..], &["div", "x"], &["loop", "add", "k1"], &[]] {
+    for args in [
+        &["add", "mul"][..],
+        &["div", "x"],
+        &["loop", "add", "k1"],
+        &[],
+    ] {
         run(&bin, &d, args);
     }
     assert_eq!(files_with_prefix(&d, "covcounters.").len(), 4);
@@ -80,7 +85,12 @@ fn nested_per_pod_folders() {
     let go_dirs: Vec<&std::path::Path> = leaves.iter().map(|p| p.as_path()).collect();
     assert_same_all(&[s(&root)], &go_dirs, None);
     // The same folder given twice (and a parent of it) is read once.
-    assert_same("percent", &[s(&root), s(&leaves[0]), "-i", s(&root)], &go_dirs, None);
+    assert_same(
+        "percent",
+        &[s(&root), s(&leaves[0]), "-i", s(&root)],
+        &go_dirs,
+        None,
+    );
 }
 
 #[test]
@@ -93,13 +103,26 @@ fn mode_clash_textfmt_refuses_percent_accepts() {
         assert_same(cmd, &[s(&d)], &[&d], None);
     }
     let out_file = tmp.path().join("p.txt");
-    let go = go_covdata("textfmt", &[&d], &[&format!("-o={}", tmp.path().join("go.txt").display())]);
-    assert!(!go.status.success(), "go tool covdata textfmt accepted a mode clash");
+    let go = go_covdata(
+        "textfmt",
+        &[&d],
+        &[&format!("-o={}", tmp.path().join("go.txt").display())],
+    );
+    assert!(
+        !go.status.success(),
+        "go tool covdata textfmt accepted a mode clash"
+    );
     let ours = cov_report(&["textfmt", "-o", s(&out_file), s(&d)]);
     assert_eq!(ours.status.code(), Some(2));
     let err = String::from_utf8_lossy(&ours.stderr);
-    assert!(err.contains("counter mode clash") && err.contains("covmeta."), "{err}");
-    assert!(!out_file.exists(), "a refused textfmt must not leave a file");
+    assert!(
+        err.contains("counter mode clash") && err.contains("covmeta."),
+        "{err}"
+    );
+    assert!(
+        !out_file.exists(),
+        "a refused textfmt must not leave a file"
+    );
 }
 
 #[test]
@@ -133,13 +156,21 @@ fn merge_output_reads_like_the_inputs() {
     run(&multi, &d, &["div", "loop"]);
     let merged = tmp.path().join("merged");
     let out = cov_report(&["merge", "-o", s(&merged), s(&d)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(files_with_prefix(&merged, "covmeta.").len(), 1);
     assert_eq!(files_with_prefix(&merged, "covcounters.").len(), 1);
     for cmd in ["percent", "func", "pkglist"] {
         let original = go_covdata(cmd, &[&d], &[]);
         let ours = go_covdata(cmd, &[&merged], &[]);
-        assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+        assert!(
+            ours.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
         assert_eq!(
             String::from_utf8_lossy(&original.stdout),
             String::from_utf8_lossy(&ours.stdout),
@@ -154,10 +185,20 @@ fn merge_output_reads_like_the_inputs() {
 
     // Merging with --pkg keeps only those packages.
     let filtered = tmp.path().join("filtered");
-    let out = cov_report(&["merge", "-o", s(&filtered), "--pkg", "example.com/multipkg/...", s(&d)]);
+    let out = cov_report(&[
+        "merge",
+        "-o",
+        s(&filtered),
+        "--pkg",
+        "example.com/multipkg/...",
+        s(&d),
+    ]);
     assert!(out.status.success());
     let go_filtered = go_covdata("percent", &[&d], &["-pkg=example.com/multipkg/..."]);
-    assert_eq!(go_covdata("percent", &[&filtered], &[]).stdout, go_filtered.stdout);
+    assert_eq!(
+        go_covdata("percent", &[&filtered], &[]).stdout,
+        go_filtered.stdout
+    );
 }
 
 #[test]
@@ -169,7 +210,10 @@ fn foreign_file_is_skipped_with_a_warning() {
     assert_same_all(&[s(&d)], &[&d], None);
     let out = cov_report(&["percent", s(&d)]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("NOTES.txt") && err.contains("not Go coverage data"), "{err}");
+    assert!(
+        err.contains("NOTES.txt") && err.contains("not Go coverage data"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -74,18 +74,24 @@ pub fn open(buf: &[u8]) -> Result<CounterFile<'_>, Corruption> {
     r.bytes(6, "counter file header")?;
 
     // Footer: last 16 bytes.
-    let footer_at = buf
-        .len()
-        .checked_sub(FOOTER_SIZE)
-        .ok_or(Corruption::new(buf.len() as u64, CorruptionKind::Truncated("footer")))?;
+    let footer_at = buf.len().checked_sub(FOOTER_SIZE).ok_or(Corruption::new(
+        buf.len() as u64,
+        CorruptionKind::Truncated("footer"),
+    ))?;
     let mut f = Reader::new(&buf[footer_at..], footer_at as u64);
     if f.bytes(4, "footer")? != COUNTER_MAGIC {
-        return Err(Corruption::new(footer_at as u64, CorruptionKind::BadMagic("counter-data footer of a")));
+        return Err(Corruption::new(
+            footer_at as u64,
+            CorruptionKind::BadMagic("counter-data footer of a"),
+        ));
     }
     f.bytes(4, "footer")?;
     let segments = f.u32_le("footer")?;
     if segments == 0 {
-        return Err(Corruption::new(footer_at as u64 + 8, CorruptionKind::NoSegments));
+        return Err(Corruption::new(
+            footer_at as u64 + 8,
+            CorruptionKind::NoSegments,
+        ));
     }
 
     // First segment preamble.
@@ -109,7 +115,12 @@ pub fn open(buf: &[u8]) -> Result<CounterFile<'_>, Corruption> {
         (2, _) => Flavor::Uleb128,
         // Go only objects to the flavor when there is something to read.
         _ if functions == 0 => Flavor::Uleb128,
-        _ => return Err(Corruption::new(24, CorruptionKind::UnknownFlavor(flavor_byte))),
+        _ => {
+            return Err(Corruption::new(
+                24,
+                CorruptionKind::UnknownFlavor(flavor_byte),
+            ));
+        }
     };
     Ok(CounterFile {
         meta_hash,
@@ -129,7 +140,10 @@ fn read_args(r: &mut Reader<'_>, st: &StringTable<'_>) -> Result<RunArgs, Corrup
         let k = st.get(r.uleb("args table")?)?;
         let v = st.get(r.uleb("args table")?)?;
         if pairs.iter().any(|(pk, _)| *pk == k) {
-            return Err(Corruption::new(at, CorruptionKind::BadArgs("duplicate key")));
+            return Err(Corruption::new(
+                at,
+                CorruptionKind::BadArgs("duplicate key"),
+            ));
         }
         pairs.push((k, v));
     }
@@ -141,11 +155,14 @@ fn read_args(r: &mut Reader<'_>, st: &StringTable<'_>) -> Result<RunArgs, Corrup
             .and_then(|s| s.parse().ok())
             .ok_or(r.err(CorruptionKind::BadArgs("argc is not a number")))?;
         if argc > pairs.len() {
-            return Err(r.err(CorruptionKind::BadArgs("argc exceeds the number of arguments")));
+            return Err(r.err(CorruptionKind::BadArgs(
+                "argc exceeds the number of arguments",
+            )));
         }
         for i in 0..argc {
             let key = format!("argv{i}");
-            args.os_args.push(get(key.as_bytes()).map(lossy).unwrap_or_default());
+            args.os_args
+                .push(get(key.as_bytes()).map(lossy).unwrap_or_default());
         }
     }
     if let Some(v) = get(b"GOOS") {
@@ -199,12 +216,20 @@ impl<'a> CounterFile<'a> {
                 for _ in 0..count {
                     out.push(r.uleb32("function counters")?);
                 }
-                Ok(Some(FuncHeader { package, function, count }))
+                Ok(Some(FuncHeader {
+                    package,
+                    function,
+                    count,
+                }))
             }
             Flavor::RawLittleEndian | Flavor::RawBigEndian => {
                 let be = self.flavor == Flavor::RawBigEndian;
                 let rd = |r: &mut Reader<'a>| {
-                    if be { r.u32_be("function counters") } else { r.u32_le("function counters") }
+                    if be {
+                        r.u32_be("function counters")
+                    } else {
+                        r.u32_le("function counters")
+                    }
                 };
                 let count = rd(r)?;
                 let package = rd(r)?;
@@ -216,7 +241,11 @@ impl<'a> CounterFile<'a> {
                 for _ in 0..count {
                     out.push(rd(r)?);
                 }
-                Ok(Some(FuncHeader { package, function, count }))
+                Ok(Some(FuncHeader {
+                    package,
+                    function,
+                    count,
+                }))
             }
         }
     }

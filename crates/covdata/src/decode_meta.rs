@@ -118,8 +118,10 @@ pub fn decode(buf: &[u8]) -> Result<MetaFile, Corruption> {
     let mode_byte = r.u8("meta-data file header")?;
     let gran_byte = r.u8("meta-data file header")?;
     r.bytes(6, "meta-data file header")?;
-    let mode = counter_mode(mode_byte)
-        .ok_or(Corruption::new(mode_at, CorruptionKind::UnknownCounterMode(mode_byte)))?;
+    let mode = counter_mode(mode_byte).ok_or(Corruption::new(
+        mode_at,
+        CorruptionKind::UnknownCounterMode(mode_byte),
+    ))?;
     let granularity = granularity(gran_byte).ok_or(Corruption::new(
         mode_at + 1,
         CorruptionKind::UnknownGranularity(gran_byte),

@@ -170,7 +170,13 @@ fn encode_package(pkg: &crate::model::Package) -> Vec<u8> {
         uleb(&mut e, u64::from(st.lookup(&f.name)));
         uleb(&mut e, u64::from(st.lookup(&f.file)));
         for u in &f.units {
-            for v in [u.start_line, u.start_col, u.end_line, u.end_col, u.statements] {
+            for v in [
+                u.start_line,
+                u.start_col,
+                u.end_line,
+                u.end_col,
+                u.statements,
+            ] {
                 uleb(&mut e, u64::from(v));
                 h32(&mut h, v);
             }
@@ -351,7 +357,11 @@ pub fn write_dir(profile: &Profile, dir: &Path) -> Result<Written, Error> {
 }
 
 /// [`write_dir`] with a chosen counter flavor, args and pid.
-pub fn write_dir_with(profile: &Profile, dir: &Path, options: &EncodeOptions) -> Result<Written, Error> {
+pub fn write_dir_with(
+    profile: &Profile,
+    dir: &Path,
+    options: &EncodeOptions,
+) -> Result<Written, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let meta = encode_meta(profile);
     let hex: String = meta.hash.iter().map(|b| format!("{b:02x}")).collect();
@@ -377,7 +387,10 @@ pub fn write_dir_with(profile: &Profile, dir: &Path, options: &EncodeOptions) ->
 /// never see a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

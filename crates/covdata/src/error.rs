@@ -22,7 +22,9 @@ pub enum CorruptionKind {
     Truncated(&'static str),
     #[error("not a Go coverage {0} file (wrong magic bytes)")]
     BadMagic(&'static str),
-    #[error("unsupported format version {found} (this reader knows version {known}); is the data from a newer Go?")]
+    #[error(
+        "unsupported format version {found} (this reader knows version {known}); is the data from a newer Go?"
+    )]
     UnsupportedVersion { found: u32, known: u32 },
     #[error("unknown counter mode {0}")]
     UnknownCounterMode(u8),
@@ -70,7 +72,10 @@ pub enum Error {
         corruption: Corruption,
     },
     /// No `covmeta.*` file (with or without counters) below any input folder.
-    #[error("no Go coverage data (covmeta.* files) found in {}; check that the counters were flushed and collected", fmt_paths(searched))]
+    #[error(
+        "no Go coverage data (covmeta.* files) found in {}; check that the counters were flushed and collected",
+        fmt_paths(searched)
+    )]
     NoData { searched: Vec<PathBuf> },
     /// Two inputs were recorded with different `-covermode`s and the caller
     /// asked for [`crate::ModeClash::Refuse`] (as `textfmt` does).

@@ -96,7 +96,8 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
         };
         state = Some((merge_mode, meta.granularity));
         let layout = Layout::new(&meta);
-        let (tally, group_args) = merge_counter_files(&group.counters, &layout, merge_mode, threads)?;
+        let (tally, group_args) =
+            merge_counter_files(&group.counters, &layout, merge_mode, threads)?;
         if tally.overflow {
             warnings.push(Warning::CounterOverflow {
                 meta: group.meta.clone(),
@@ -132,6 +133,8 @@ pub fn read_meta(path: &Path) -> Result<MetaFile, Error> {
 }
 
 type FileFindings = ((PathBuf, Vec<(u32, u32)>), RunArgs);
+/// A worker's tally and its per-file results, tagged with the file index.
+type WorkerResult = (Tally, Vec<(usize, Result<FileFindings, Error>)>);
 
 /// Merge counter files with `threads` workers; each worker owns a tally,
 /// the tallies are combined at the end. Errors report the first bad file in
@@ -144,7 +147,7 @@ fn merge_counter_files(
 ) -> Result<(Tally, Vec<FileFindings>), Error> {
     let workers = threads.min(files.len()).max(1);
     let next = AtomicUsize::new(0);
-    let work = || -> (Tally, Vec<(usize, Result<FileFindings, Error>)>) {
+    let work = || -> WorkerResult {
         let mut tally = Tally::new(layout);
         let mut out = Vec::new();
         let mut buf = Vec::new();
@@ -166,7 +169,7 @@ fn merge_counter_files(
         }
         (tally, out)
     };
-    let results: Vec<(Tally, Vec<(usize, Result<FileFindings, Error>)>)> = if workers == 1 {
+    let results: Vec<WorkerResult> = if workers == 1 {
         vec![work()]
     } else {
         std::thread::scope(|s| {

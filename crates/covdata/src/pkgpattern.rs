@@ -41,7 +41,11 @@ impl PkgFilter {
         if values.is_empty() {
             return None;
         }
-        let joined = values.iter().map(|v| v.as_ref()).collect::<Vec<_>>().join(",");
+        let joined = values
+            .iter()
+            .map(|v| v.as_ref())
+            .collect::<Vec<_>>()
+            .join(",");
         Some(Self::parse(&joined))
     }
 

@@ -36,8 +36,12 @@ pub struct Scanned {
 /// What a file name says a file is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileKind<'a> {
-    Meta { tag: &'a [u8] },
-    Counters { tag: &'a [u8] },
+    Meta {
+        tag: &'a [u8],
+    },
+    Counters {
+        tag: &'a [u8],
+    },
     /// A counter name whose pid does not fit Go's int: Go skips these.
     BadPid,
     /// `tmp.covmeta…`/`tmp.covcounters…`: the runtime's half-written files.
@@ -61,29 +65,31 @@ fn all_digits(s: &[u8]) -> bool {
 /// Classify a base name as Go's regexps do: `^covmeta\.(\S+)$` and
 /// `^covcounters\.(\S+)\.(\d+)\.(\d+)+$`.
 pub(crate) fn classify(name: &[u8]) -> FileKind<'_> {
-    if let Some(tag) = name.strip_prefix(b"covmeta.") {
-        if valid_tag(tag) {
-            return FileKind::Meta { tag };
-        }
+    if let Some(tag) = name.strip_prefix(b"covmeta.")
+        && valid_tag(tag)
+    {
+        return FileKind::Meta { tag };
     }
     if let Some(rest) = name.strip_prefix(b"covcounters.") {
         // The two numeric fields are the last two dot-separated parts; the
         // tag (greedy \S+) is everything before them.
         let mut parts = rest.rsplitn(3, |&b| b == b'.');
         let (time, pid, tag) = (parts.next(), parts.next(), parts.next());
-        if let (Some(time), Some(pid), Some(tag)) = (time, pid, tag) {
-            if all_digits(time) && all_digits(pid) && valid_tag(tag) {
-                // Go parses the pid with Atoi and skips the file on overflow.
-                let fits = std::str::from_utf8(pid)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .is_some();
-                return if fits {
-                    FileKind::Counters { tag }
-                } else {
-                    FileKind::BadPid
-                };
-            }
+        if let (Some(time), Some(pid), Some(tag)) = (time, pid, tag)
+            && all_digits(time)
+            && all_digits(pid)
+            && valid_tag(tag)
+        {
+            // Go parses the pid with Atoi and skips the file on overflow.
+            let fits = std::str::from_utf8(pid)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .is_some();
+            return if fits {
+                FileKind::Counters { tag }
+            } else {
+                FileKind::BadPid
+            };
         }
     }
     if name.starts_with(b"tmp.covmeta") || name.starts_with(b"tmp.covcounters") {
@@ -193,7 +199,10 @@ pub fn scan(inputs: &[PathBuf]) -> Result<Scanned, Error> {
                         }
                     }
                     FileKind::Counters { tag } => {
-                        counters.entry(tag.to_vec()).or_default().push(Found { path, input });
+                        counters
+                            .entry(tag.to_vec())
+                            .or_default()
+                            .push(Found { path, input });
                     }
                     FileKind::BadPid => warnings.push(Warning::BadCounterName(path)),
                     FileKind::Temporary => warnings.push(Warning::TemporaryFile(path)),
@@ -217,9 +226,12 @@ pub fn scan(inputs: &[PathBuf]) -> Result<Scanned, Error> {
         .map(|tag| {
             let mut files = counters.remove(&tag).unwrap_or_default();
             files.sort_by(|a, b| {
-                a.input
-                    .cmp(&b.input)
-                    .then_with(|| a.path.as_os_str().as_encoded_bytes().cmp(b.path.as_os_str().as_encoded_bytes()))
+                a.input.cmp(&b.input).then_with(|| {
+                    a.path
+                        .as_os_str()
+                        .as_encoded_bytes()
+                        .cmp(b.path.as_os_str().as_encoded_bytes())
+                })
             });
             Group {
                 meta: metas.remove(&tag).unwrap_or_default(),
@@ -227,7 +239,12 @@ pub fn scan(inputs: &[PathBuf]) -> Result<Scanned, Error> {
             }
         })
         .collect();
-    groups.sort_by(|a, b| a.meta.as_os_str().as_encoded_bytes().cmp(b.meta.as_os_str().as_encoded_bytes()));
+    groups.sort_by(|a, b| {
+        a.meta
+            .as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.meta.as_os_str().as_encoded_bytes())
+    });
     warnings.sort_by(|a, b| a.path().cmp(b.path()));
     Ok(Scanned { groups, warnings })
 }
@@ -253,11 +270,17 @@ mod tests {
     fn classifies_like_go() {
         assert_eq!(classify(b"covmeta.abc"), FileKind::Meta { tag: b"abc" });
         assert_eq!(classify(b"covmeta."), FileKind::Other);
-        assert_eq!(classify(b"covcounters.ab.c.12.34"), FileKind::Counters { tag: b"ab.c" });
+        assert_eq!(
+            classify(b"covcounters.ab.c.12.34"),
+            FileKind::Counters { tag: b"ab.c" }
+        );
         assert_eq!(classify(b"covcounters.ab.12"), FileKind::Other);
         assert_eq!(classify(b"covcounters.ab.x.12"), FileKind::Other);
         assert_eq!(classify(b"covcounters.a b.1.2"), FileKind::Other);
-        assert_eq!(classify(b"covcounters.ab.99999999999999999999.2"), FileKind::BadPid);
+        assert_eq!(
+            classify(b"covcounters.ab.99999999999999999999.2"),
+            FileKind::BadPid
+        );
         assert_eq!(classify(b"tmp.covcounters.ab.1.2"), FileKind::Temporary);
         assert_eq!(classify(b"README"), FileKind::Other);
     }

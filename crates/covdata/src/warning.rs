@@ -55,7 +55,11 @@ impl std::fmt::Display for Warning {
                 p.display()
             ),
             Warning::BadCounterName(p) => {
-                write!(f, "{}: counter file name has an out-of-range process id, skipped", p.display())
+                write!(
+                    f,
+                    "{}: counter file name has an out-of-range process id, skipped",
+                    p.display()
+                )
             }
             Warning::DanglingLink(p) => write!(f, "{}: broken symlink, skipped", p.display()),
             Warning::UnknownFunction {

@@ -122,8 +122,11 @@ fn every_truncation_of_every_fixture_is_an_error_or_ok() {
         let bytes = std::fs::read(&f).expect("fixture");
         for n in 0..bytes.len() {
             let cut = &bytes[..n];
-            if f.file_name().is_some_and(|x| x.to_string_lossy().starts_with("covmeta")) {
-                let err = decode_meta::decode(cut).expect_err("a truncated meta file must not decode");
+            if f.file_name()
+                .is_some_and(|x| x.to_string_lossy().starts_with("covmeta"))
+            {
+                let err =
+                    decode_meta::decode(cut).expect_err("a truncated meta file must not decode");
                 assert!(err.offset <= n as u64, "offset {} beyond {n}", err.offset);
             } else {
                 decode_any(cut);

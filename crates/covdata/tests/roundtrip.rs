@@ -17,7 +17,11 @@ fn fixture_loads_and_round_trips_in_every_flavor() {
     let original = load(&[fixtures()], &LoadOptions::default()).expect("load fixtures");
     assert!(original.warnings.is_empty(), "{:?}", original.warnings);
     assert_eq!(original.profile.packages.len(), 3);
-    for flavor in [Flavor::Uleb128, Flavor::RawLittleEndian, Flavor::RawBigEndian] {
+    for flavor in [
+        Flavor::Uleb128,
+        Flavor::RawLittleEndian,
+        Flavor::RawBigEndian,
+    ] {
         let tmp = tempfile::tempdir().expect("temp dir");
         let opts = EncodeOptions {
             flavor,
@@ -47,14 +51,17 @@ fn only_the_first_segment_is_read() {
         e.counters.iter_mut().for_each(|c| *c += 1000);
     }
     let bytes = encode::encode_counters(meta.hash, Flavor::Uleb128, &[first, second]);
-    std::fs::write(tmp.path().join(format!("covcounters.{hex}.1.2")), bytes).expect("write counters");
+    std::fs::write(tmp.path().join(format!("covcounters.{hex}.1.2")), bytes)
+        .expect("write counters");
     let again = load(&[tmp.path().to_path_buf()], &LoadOptions::default()).expect("reload");
     assert_eq!(again.profile, original.profile);
 }
 
 #[test]
 fn per_function_granularity_round_trips() {
-    let mut profile = load(&[fixtures()], &LoadOptions::default()).expect("load").profile;
+    let mut profile = load(&[fixtures()], &LoadOptions::default())
+        .expect("load")
+        .profile;
     profile.granularity = Granularity::PerFunc;
     let tmp = tempfile::tempdir().expect("temp dir");
     encode::write_dir(&profile, tmp.path()).expect("encode");

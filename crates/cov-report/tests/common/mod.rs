@@ -13,8 +13,13 @@ use std::sync::{Mutex, OnceLock};
 /// A folder that lives as long as the test binary (built programs).
 fn build_root() -> &'static Path {
     static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    ROOT.get_or_init(|| tempfile::Builder::new().prefix("cov-report-golden").tempdir().expect("temp dir"))
-        .path()
+    ROOT.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("cov-report-golden")
+            .tempdir()
+            .expect("temp dir")
+    })
+    .path()
 }
 
 fn goprogs() -> PathBuf {
@@ -31,20 +36,31 @@ pub fn build(prog: &str, mode: &str, coverpkg_all: bool) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, &'static OnceLock<PathBuf>>>> = OnceLock::new();
     let key = format!("{prog}-{mode}-{}", if coverpkg_all { "all" } else { "own" });
     let cell: &'static OnceLock<PathBuf> = {
-        let mut map = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(key.clone()).or_insert_with(|| Box::leak(Box::new(OnceLock::new())))
+        let mut map = BUILT
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(key.clone())
+            .or_insert_with(|| Box::leak(Box::new(OnceLock::new())))
     };
     cell.get_or_init(|| {
         let out = build_root().join(&key);
         let mut cmd = go();
-        cmd.current_dir(goprogs().join(prog))
-            .args(["build", "-cover", &format!("-covermode={mode}")]);
+        cmd.current_dir(goprogs().join(prog)).args([
+            "build",
+            "-cover",
+            &format!("-covermode={mode}"),
+        ]);
         if coverpkg_all {
             cmd.arg("-coverpkg=all");
         }
         cmd.arg("-o").arg(&out).arg(".");
         let o = cmd.output().expect("run go build");
-        assert!(o.status.success(), "go build {key} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "go build {key} failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         out
     })
     .clone()
@@ -53,8 +69,17 @@ pub fn build(prog: &str, mode: &str, coverpkg_all: bool) -> PathBuf {
 /// Run a built program with GOCOVERDIR=`dir`; panics unless it succeeds.
 pub fn run(bin: &Path, dir: &Path, args: &[&str]) {
     std::fs::create_dir_all(dir).expect("create GOCOVERDIR");
-    let o = Command::new(bin).args(args).env("GOCOVERDIR", dir).output().expect("run program");
-    assert!(o.status.success(), "{} {args:?} failed: {}", bin.display(), String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(bin)
+        .args(args)
+        .env("GOCOVERDIR", dir)
+        .output()
+        .expect("run program");
+    assert!(
+        o.status.success(),
+        "{} {args:?} failed: {}",
+        bin.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Run the HTTP service, send it real requests, stop it with /quit.
@@ -66,7 +91,9 @@ pub fn run_http_service(bin: &Path, dir: &Path, names: &[&str]) {
         .spawn()
         .expect("start http service");
     let mut addr = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut addr).expect("read address");
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut addr)
+        .expect("read address");
     let addr = addr.trim().to_string();
     let get = |path: &str| -> String {
         let mut s = std::net::TcpStream::connect(&addr).expect("connect to service");
@@ -87,7 +114,11 @@ pub fn run_http_service(bin: &Path, dir: &Path, names: &[&str]) {
 
 /// `go tool covdata <cmd> -i=<dirs> <extra>`.
 pub fn go_covdata(cmd: &str, dirs: &[&Path], extra: &[&str]) -> Output {
-    let list = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",");
+    let list = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     go().args(["tool", "covdata", cmd, &format!("-i={list}")])
         .args(extra)
         .output()
@@ -96,7 +127,10 @@ pub fn go_covdata(cmd: &str, dirs: &[&Path], extra: &[&str]) -> Output {
 
 /// `cov-report <args>`.
 pub fn cov_report(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cov-report")).args(args).output().expect("run cov-report")
+    Command::new(env!("CARGO_BIN_EXE_cov-report"))
+        .args(args)
+        .output()
+        .expect("run cov-report")
 }
 
 pub fn s(p: &Path) -> &str {
@@ -133,9 +167,15 @@ pub fn assert_same(cmd: &str, ours: &[&str], go_dirs: &[&Path], pkg: Option<&str
         go_extra.push(pkg_flag.as_str());
         args.extend(["--pkg", p]);
     }
-    let expected = ok(&go_covdata(cmd, go_dirs, &go_extra), &format!("go tool covdata {cmd}"));
+    let expected = ok(
+        &go_covdata(cmd, go_dirs, &go_extra),
+        &format!("go tool covdata {cmd}"),
+    );
     let actual = ok(&cov_report(&args), &format!("cov-report {args:?}"));
-    assert!(!expected.is_empty() || pkg == Some("no/such/pkg"), "go printed nothing for {cmd}");
+    assert!(
+        !expected.is_empty() || pkg == Some("no/such/pkg"),
+        "go printed nothing for {cmd}"
+    );
     if expected != actual {
         panic!(
             "cov-report {args:?} differs from go tool covdata {cmd}:\n--- go\n{}\n--- cov-report\n{}",
@@ -159,13 +199,20 @@ pub fn assert_same_textfmt(ours: &[&str], go_dirs: &[&Path], pkg: Option<&str>) 
         go_extra.push(pkg_flag.as_str());
         args.extend(["--pkg", p]);
     }
-    ok(&go_covdata("textfmt", go_dirs, &go_extra), "go tool covdata textfmt");
+    ok(
+        &go_covdata("textfmt", go_dirs, &go_extra),
+        "go tool covdata textfmt",
+    );
     ok(&cov_report(&args), "cov-report textfmt");
     let expected = std::fs::read(&go_out).expect("go textfmt output");
     let actual = std::fs::read(&our_out).expect("cov-report textfmt output");
     assert!(expected.len() > 10, "go wrote an empty profile");
-    assert!(expected == actual, "textfmt differs:\n--- go\n{}\n--- ours\n{}",
-        String::from_utf8_lossy(&expected), String::from_utf8_lossy(&actual));
+    assert!(
+        expected == actual,
+        "textfmt differs:\n--- go\n{}\n--- ours\n{}",
+        String::from_utf8_lossy(&expected),
+        String::from_utf8_lossy(&actual)
+    );
 }
 
 /// Names of files in `dir` starting with `prefix`.
@@ -173,7 +220,11 @@ pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
         .collect();
     v.sort();
     v

@@ -21,13 +21,21 @@ pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
         let Some(&(first, first_unit)) = units.first() else {
             continue;
         };
-        let (mut fname, mut ffile, mut flit, mut fline) =
-            (&first.name, &first.file, first.literal, first_unit.start_line);
+        let (mut fname, mut ffile, mut flit, mut fline) = (
+            &first.name,
+            &first.file,
+            first.literal,
+            first_unit.start_line,
+        );
         let (mut cov, mut tot) = (0u64, 0u64);
         let mut emit = |fname: &str, ffile: &str, flit: bool, fline: u32, cov: u64, tot: u64| {
             if !flit {
                 text.extend_from_slice(
-                    format!("{ffile}:{fline}:\t{fname}\t{}%\n", super::pct1(perc(cov, tot))).as_bytes(),
+                    format!(
+                        "{ffile}:{fline}:\t{fname}\t{}%\n",
+                        super::pct1(perc(cov, tot))
+                    )
+                    .as_bytes(),
                 );
             }
             all += tot;
@@ -47,7 +55,11 @@ pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
         emit(fname, ffile, flit, fline, cov, tot);
     }
     text.extend_from_slice(
-        format!("total\t(statements)\t{}%\n", super::pct1(perc(covered_all, all))).as_bytes(),
+        format!(
+            "total\t(statements)\t{}%\n",
+            super::pct1(perc(covered_all, all))
+        )
+        .as_bytes(),
     );
     let mut tw = TabWriter::new(1, 8, 1);
     tw.write(&text);

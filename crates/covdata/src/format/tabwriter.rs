@@ -167,7 +167,8 @@ impl TabWriter {
             }
             if i + 1 == self.lines.len() {
                 // The last buffered line has no newline yet: the pending cell.
-                self.out.extend_from_slice(&self.buf[pos..pos + self.cell.size]);
+                self.out
+                    .extend_from_slice(&self.buf[pos..pos + self.cell.size]);
                 pos += self.cell.size;
             } else {
                 self.out.push(b'\n');

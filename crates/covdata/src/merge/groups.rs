@@ -38,19 +38,28 @@ impl ProfileBuilder {
     /// Add one group: its meta-data, the layout made from it and its merged
     /// counters. Packages not selected by `filter` are left out entirely
     /// (as `-pkg` does: they do not even appear with zero statements).
-    pub fn add_group(&mut self, meta: &MetaFile, layout: &Layout, tally: &Tally, filter: Option<&PkgFilter>) {
+    pub fn add_group(
+        &mut self,
+        meta: &MetaFile,
+        layout: &Layout,
+        tally: &Tally,
+        filter: Option<&PkgFilter>,
+    ) {
         let mode = self.first.get_or_insert((meta.mode, meta.granularity)).0;
         for (pi, pkg) in meta.packages.iter().enumerate() {
-            if let Some(f) = filter {
-                if !f.matches(&pkg.path) {
-                    continue;
-                }
+            if let Some(f) = filter
+                && !f.matches(&pkg.path)
+            {
+                continue;
             }
-            let acc = self.packages.entry(pkg.path.clone()).or_insert_with(|| PackageAcc {
-                name: pkg.name.clone(),
-                module_path: pkg.module_path.clone(),
-                ..PackageAcc::default()
-            });
+            let acc = self
+                .packages
+                .entry(pkg.path.clone())
+                .or_insert_with(|| PackageAcc {
+                    name: pkg.name.clone(),
+                    module_path: pkg.module_path.clone(),
+                    ..PackageAcc::default()
+                });
             for (fi, f) in pkg.functions.iter().enumerate() {
                 let units = pkg.function_units(f);
                 if units.is_empty() {
