@@ -5,6 +5,7 @@
 //! - `demo`: the whole Skaffold coverage flow on localkube.
 //! - `bench report|collect`: benchmarks against Go's and kubectl's own way.
 
+mod bench;
 mod test;
 mod tools;
 
@@ -24,11 +25,21 @@ enum Command {
     Tools,
     /// Install tools, then run fmt, clippy and every test (what CI runs).
     Test,
+    /// Benchmarks against the tools this project replaces.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// cov-report against `go tool covdata` (percent, textfmt; 200 and 2000 runs).
+    Report(bench::report::Args),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Tools => tools::install(),
         Command::Test => test::run_all(),
+        Command::Bench(BenchCommand::Report(a)) => bench::report::run(&a),
     }
 }

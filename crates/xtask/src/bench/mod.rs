@@ -1,0 +1,4 @@
+//! Benchmarks against the tools this project replaces. Each prints its
+//! figures; none of them is a pass/fail test.
+
+pub mod report;

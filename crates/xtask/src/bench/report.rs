@@ -1,0 +1,358 @@
+//! `cargo xtask bench report`: cov-report against `go tool covdata`.
+//!
+//! A Go program touching a wide slice of the standard library is built
+//! with `-cover -covermode=atomic -coverpkg=all` (about 250 instrumented
+//! packages) and run 2000 times into one GOCOVERDIR; the first 200 counter
+//! files form a second data set to show how time scales. The data is cached
+//! under `.tools/bench/report/` (keyed by the workload source and Go
+//! version), so reruns start measuring at once.
+//!
+//! Then, per data set and subcommand (`percent`, `textfmt`): check both
+//! tools produce identical output, run them alternately (median of at least
+//! five runs each), and print wall time, peak RSS (from `wait4`'s rusage)
+//! and the ratios. Go's covdata binary is run directly (`go tool -n
+//! covdata`), without the `go` wrapper.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+/// The workload: a `main` exercising encoders, compression, crypto,
+/// go/parser, templates, an HTTP round trip and more.
+const WORKLOAD: &str = include_str!("report/workload.go");
+const FULL_RUNS: usize = 2000;
+const SMALL_RUNS: usize = 200;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Timed runs per tool and case (median reported; at least 5).
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Rebuild the Go program and regenerate the cached coverage data.
+    #[arg(long)]
+    pub regenerate: bool,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    ensure!(args.runs >= 5, "--runs must be at least 5 for a meaningful median");
+    let go = toolchain::go().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data = ensure_data(args.regenerate)?;
+    let ours = build_cov_report()?;
+    let theirs = covdata_binary()?;
+    println!("cov-report: {}", ours.display());
+    println!("go covdata: {} ({})", theirs.display(), go.display());
+    println!();
+
+    let mut medians = Vec::new();
+    for (runs, dir) in [(SMALL_RUNS, &data.small), (FULL_RUNS, &data.full)] {
+        let (files, bytes) = dir_stats(dir)?;
+        println!(
+            "data set: {runs} runs, {files} files, {:.1} MB in {}",
+            bytes as f64 / 1e6,
+            dir.display()
+        );
+        for cmd in ["percent", "textfmt"] {
+            let case = Case::new(cmd, dir)?;
+            case.verify(&ours, &theirs)?;
+            let (go_t, go_rss, our_t, our_rss) = case.measure(&ours, &theirs, args.runs)?;
+            println!(
+                "  {cmd:<8} go tool covdata {:>8.3} s {:>7.1} MB | cov-report {:>8.3} s {:>7.1} MB | {:>5.1}x faster, {:.2}x the memory",
+                go_t.as_secs_f64(),
+                go_rss as f64 / 1e6,
+                our_t.as_secs_f64(),
+                our_rss as f64 / 1e6,
+                go_t.as_secs_f64() / our_t.as_secs_f64(),
+                our_rss as f64 / go_rss as f64,
+            );
+            medians.push((runs, cmd, go_t, our_t));
+        }
+    }
+    println!();
+    println!("scaling from {SMALL_RUNS} to {FULL_RUNS} counter files (10x the data):");
+    for cmd in ["percent", "textfmt"] {
+        let get = |runs| {
+            medians
+                .iter()
+                .find(|m| m.0 == runs && m.1 == cmd)
+                .map(|m| (m.2, m.3))
+                .unwrap_or_default()
+        };
+        let (g1, o1) = get(SMALL_RUNS);
+        let (g2, o2) = get(FULL_RUNS);
+        println!(
+            "  {cmd:<8} go tool covdata {:>5.2}x time | cov-report {:>5.2}x time",
+            g2.as_secs_f64() / g1.as_secs_f64(),
+            o2.as_secs_f64() / o1.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+struct Data {
+    full: PathBuf,
+    small: PathBuf,
+}
+
+/// Build the workload and fill the two data sets, unless cached.
+fn ensure_data(regenerate: bool) -> Result<Data> {
+    let key = fnv64(format!("{WORKLOAD}{}", toolchain::GO_VERSION).as_bytes());
+    let root = toolchain::tools_dir().join("bench/report").join(format!("{key:016x}"));
+    let data = Data {
+        full: root.join(format!("runs-{FULL_RUNS}")),
+        small: root.join(format!("runs-{SMALL_RUNS}")),
+    };
+    let done = root.join("complete");
+    if done.exists() && !regenerate {
+        return Ok(data);
+    }
+    if root.exists() {
+        std::fs::remove_dir_all(&root).with_context(|| format!("clearing {}", root.display()))?;
+    }
+    let src = root.join("src");
+    std::fs::create_dir_all(&src)?;
+    std::fs::write(src.join("main.go"), WORKLOAD)?;
+    std::fs::write(src.join("go.mod"), "module example.com/benchreport\n\ngo 1.22\n")?;
+    let prog = root.join("workload");
+    eprintln!("building the workload with -coverpkg=all (first time: a minute or two)…");
+    let status = go_cmd()?
+        .current_dir(&src)
+        .args(["build", "-cover", "-covermode=atomic", "-coverpkg=all", "-o"])
+        .arg(&prog)
+        .arg(".")
+        .status()
+        .context("running go build")?;
+    ensure!(status.success(), "go build of the benchmark workload failed");
+
+    std::fs::create_dir_all(&data.full)?;
+    eprintln!("running it {FULL_RUNS} times into {}…", data.full.display());
+    let started = Instant::now();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= FULL_RUNS {
+                            return Ok(());
+                        }
+                        let st = Command::new(&prog)
+                            .arg(i.to_string())
+                            .env("GOCOVERDIR", &data.full)
+                            .status()
+                            .context("running the workload")?;
+                        ensure!(st.success(), "workload run {i} failed: {st}");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    eprintln!("  took {:.0} s", started.elapsed().as_secs_f64());
+
+    // The small set: the meta file and the first 200 counter files.
+    std::fs::create_dir_all(&data.small)?;
+    let mut counters = Vec::new();
+    for e in std::fs::read_dir(&data.full)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("covmeta.") {
+            std::fs::hard_link(e.path(), data.small.join(&name))?;
+        } else if name.starts_with("covcounters.") {
+            counters.push(name);
+        }
+    }
+    ensure!(
+        counters.len() == FULL_RUNS,
+        "expected {FULL_RUNS} counter files, found {}",
+        counters.len()
+    );
+    counters.sort();
+    for name in &counters[..SMALL_RUNS] {
+        std::fs::hard_link(data.full.join(name), data.small.join(name))?;
+    }
+    std::fs::write(&done, "")?;
+    Ok(data)
+}
+
+fn fnv64(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf29ce484222325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn go_cmd() -> Result<Command> {
+    toolchain::go_command().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `cargo build --release -p cov-report`, into the same target dir.
+fn build_cov_report() -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(toolchain::workspace_root())
+        .args(["build", "--release", "--quiet", "-p", "cov-report"])
+        .status()
+        .context("running cargo build --release")?;
+    ensure!(status.success(), "building cov-report (release) failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| toolchain::workspace_root().join("target"));
+    Ok(target.join("release/cov-report"))
+}
+
+/// The covdata tool binary `go tool covdata` runs.
+fn covdata_binary() -> Result<PathBuf> {
+    let out = go_cmd()?.args(["tool", "-n", "covdata"]).output().context("go tool -n covdata")?;
+    ensure!(
+        out.status.success(),
+        "go tool -n covdata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    ensure!(path.is_file(), "go tool -n covdata named {}, which does not exist", path.display());
+    Ok(path)
+}
+
+fn dir_stats(dir: &Path) -> Result<(usize, u64)> {
+    let mut n = 0;
+    let mut bytes = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        n += 1;
+        bytes += e.metadata()?.len();
+    }
+    Ok((n, bytes))
+}
+
+struct Case {
+    cmd: &'static str,
+    dir: PathBuf,
+    out: tempfile_dir::Dir,
+}
+
+impl Case {
+    fn new(cmd: &'static str, dir: &Path) -> Result<Self> {
+        Ok(Case {
+            cmd,
+            dir: dir.to_path_buf(),
+            out: tempfile_dir::Dir::new()?,
+        })
+    }
+
+    fn go_args(&self, out: &Path) -> Vec<String> {
+        let mut v = vec![self.cmd.to_string(), format!("-i={}", self.dir.display())];
+        if self.cmd == "textfmt" {
+            v.push(format!("-o={}", out.display()));
+        }
+        v
+    }
+
+    fn our_args(&self, out: &Path) -> Vec<String> {
+        let mut v = vec![self.cmd.to_string()];
+        if self.cmd == "textfmt" {
+            v.push("-o".into());
+            v.push(out.display().to_string());
+        }
+        v.push(self.dir.display().to_string());
+        v
+    }
+
+    /// Both tools must produce the same bytes before timing means anything.
+    fn verify(&self, ours: &Path, theirs: &Path) -> Result<()> {
+        let go_out = self.out.path().join("go.out");
+        let our_out = self.out.path().join("ours.out");
+        let g = Command::new(theirs).args(self.go_args(&go_out)).output()?;
+        let o = Command::new(ours).args(self.our_args(&our_out)).output()?;
+        ensure!(g.status.success(), "go tool covdata {} failed: {}", self.cmd, String::from_utf8_lossy(&g.stderr));
+        ensure!(o.status.success(), "cov-report {} failed: {}", self.cmd, String::from_utf8_lossy(&o.stderr));
+        let (g, o) = if self.cmd == "textfmt" {
+            (std::fs::read(&go_out)?, std::fs::read(&our_out)?)
+        } else {
+            (g.stdout, o.stdout)
+        };
+        if g != o {
+            bail!("outputs of {} differ between go tool covdata and cov-report", self.cmd);
+        }
+        ensure!(!g.is_empty(), "{} printed nothing", self.cmd);
+        Ok(())
+    }
+
+    /// Alternate the tools; medians of wall time and peak RSS (bytes).
+    fn measure(&self, ours: &Path, theirs: &Path, runs: usize) -> Result<(Duration, u64, Duration, u64)> {
+        let go_out = self.out.path().join("go.out");
+        let our_out = self.out.path().join("ours.out");
+        let (mut gt, mut gr, mut ot, mut or) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..runs {
+            let (t, r) = timed(theirs, &self.go_args(&go_out))?;
+            gt.push(t);
+            gr.push(r);
+            let (t, r) = timed(ours, &self.our_args(&our_out))?;
+            ot.push(t);
+            or.push(r);
+        }
+        Ok((median(gt), median(gr), median(ot), median(or)))
+    }
+}
+
+fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Run to completion with stdout discarded; wall time and peak RSS.
+fn timed(bin: &Path, args: &[String]) -> Result<(Duration, u64)> {
+    let start = Instant::now();
+    let child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zero-initialised and filled by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: we own this child and reap it exactly once, here.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    ensure!(r == pid, "wait4 failed: {}", std::io::Error::last_os_error());
+    ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{} {args:?} failed (status {status})",
+        bin.display()
+    );
+    // Linux reports ru_maxrss in KiB.
+    Ok((wall, usage.ru_maxrss as u64 * 1024))
+}
+
+/// A scratch folder removed on drop (xtask has no tempfile dependency).
+mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> std::io::Result<Self> {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let p = std::env::temp_dir().join(format!("xtask-bench-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&p)?;
+            Ok(Dir(p))
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
