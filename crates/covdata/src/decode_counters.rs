@@ -197,60 +197,170 @@ impl<'a> CounterFile<'a> {
     /// Read the next function's counters into `out` (cleared first).
     /// Returns `None` after the last function of the first segment.
     pub fn next_function(&mut self, out: &mut Vec<u32>) -> Result<Option<FuncHeader>, Corruption> {
+        let Some(h) = self.next_header()? else {
+            return Ok(None);
+        };
+        out.clear();
+        out.resize(h.count as usize, 0);
+        let mut ignored = false;
+        self.read_counters(h.count, out, Merge::Replace, &mut ignored)?;
+        Ok(Some(h))
+    }
+
+    /// Read the next function's header; its `count` counters must then be
+    /// consumed with [`CounterFile::read_counters`].
+    #[inline]
+    pub fn next_header(&mut self) -> Result<Option<FuncHeader>, Corruption> {
         if self.functions == 0 {
             return Ok(None);
         }
         self.functions -= 1;
-        out.clear();
         let r = &mut self.body;
+        let (count, package, function) = match self.flavor {
+            Flavor::Uleb128 => (
+                r.uleb32("function counters")?,
+                r.uleb32("function counters")?,
+                r.uleb32("function counters")?,
+            ),
+            Flavor::RawLittleEndian => (
+                r.u32_le("function counters")?,
+                r.u32_le("function counters")?,
+                r.u32_le("function counters")?,
+            ),
+            Flavor::RawBigEndian => (
+                r.u32_be("function counters")?,
+                r.u32_be("function counters")?,
+                r.u32_be("function counters")?,
+            ),
+        };
+        // Each value takes at least one (ULEB) or four (raw) bytes.
+        let min = if self.flavor == Flavor::Uleb128 { 1 } else { 4 };
+        if (count as usize).saturating_mul(min) > r.remaining() {
+            return Err(r.err(CorruptionKind::Truncated("function counters")));
+        }
+        Ok(Some(FuncHeader {
+            package,
+            function,
+            count,
+        }))
+    }
+
+    /// Consume `count` counter values, combining the first `dst.len()` of
+    /// them into `dst` with `merge` (further values are skipped; missing
+    /// ones leave `dst` as it is). Sets `overflow` if a sum saturated.
+    #[inline]
+    pub fn read_counters(
+        &mut self,
+        count: u32,
+        dst: &mut [u32],
+        merge: Merge,
+        overflow: &mut bool,
+    ) -> Result<(), Corruption> {
+        let n = count as usize;
         match self.flavor {
-            Flavor::Uleb128 => {
-                let count = r.uleb32("function counters")?;
-                let package = r.uleb32("function counters")?;
-                let function = r.uleb32("function counters")?;
-                // Each value takes at least one byte.
-                if count as usize > r_remaining(r) {
-                    return Err(r.err(CorruptionKind::Truncated("function counters")));
-                }
-                out.reserve(count as usize);
-                for _ in 0..count {
-                    out.push(r.uleb32("function counters")?);
-                }
-                Ok(Some(FuncHeader {
-                    package,
-                    function,
-                    count,
-                }))
-            }
+            Flavor::Uleb128 => read_uleb_counters(&mut self.body, n, dst, merge, overflow),
             Flavor::RawLittleEndian | Flavor::RawBigEndian => {
                 let be = self.flavor == Flavor::RawBigEndian;
-                let rd = |r: &mut Reader<'a>| {
-                    if be {
-                        r.u32_be("function counters")
+                for i in 0..n {
+                    let v = if be {
+                        self.body.u32_be("function counters")?
                     } else {
-                        r.u32_le("function counters")
+                        self.body.u32_le("function counters")?
+                    };
+                    if let Some(d) = dst.get_mut(i) {
+                        merge.apply(d, v, overflow);
                     }
-                };
-                let count = rd(r)?;
-                let package = rd(r)?;
-                let function = rd(r)?;
-                if (count as usize).saturating_mul(4) > r_remaining(r) {
-                    return Err(r.err(CorruptionKind::Truncated("function counters")));
                 }
-                out.reserve(count as usize);
-                for _ in 0..count {
-                    out.push(rd(r)?);
-                }
-                Ok(Some(FuncHeader {
-                    package,
-                    function,
-                    count,
-                }))
+                Ok(())
             }
         }
     }
 }
 
-fn r_remaining(r: &Reader<'_>) -> usize {
-    r.remaining()
+/// How a decoded counter value is combined into its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Store the value (plain decoding).
+    Replace,
+    /// Go's set mode: the slot becomes 1 if the value is nonzero.
+    Set,
+    /// Go's count/atomic modes: add, saturating at `u32::MAX`.
+    Add,
 }
+
+impl Merge {
+    #[inline(always)]
+    fn apply(self, d: &mut u32, v: u32, overflow: &mut bool) {
+        match self {
+            Merge::Replace => *d = v,
+            Merge::Set => {
+                if v != 0 {
+                    *d = 1;
+                }
+            }
+            Merge::Add => {
+                let (sum, o) = d.overflowing_add(v);
+                *d = if o { u32::MAX } else { sum };
+                *overflow |= o;
+            }
+        }
+    }
+}
+
+/// The hot loop of the reader: ULEB128 counters, mostly single bytes.
+/// Eight values at a time when none of the next eight bytes continues.
+#[inline]
+fn read_uleb_counters(
+    r: &mut Reader<'_>,
+    n: usize,
+    dst: &mut [u32],
+    merge: Merge,
+    overflow: &mut bool,
+) -> Result<(), Corruption> {
+    let buf = r.buffer();
+    let mut pos = r.pos();
+    let mut i = 0;
+    let m = n.min(dst.len());
+    while i < n {
+        if i + 8 <= m
+            && let Some(chunk) = buf.get(pos..pos + 8)
+        {
+            let w = u64::from_le_bytes([
+                chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+            ]);
+            if w & 0x8080_8080_8080_8080 == 0 {
+                let d = &mut dst[i..i + 8];
+                for (k, slot) in d.iter_mut().enumerate() {
+                    merge.apply(slot, u32::from(chunk[k]), overflow);
+                }
+                i += 8;
+                pos += 8;
+                continue;
+            }
+        }
+        // One value, any length (Go keeps the low 32 bits).
+        let mut value = 0u64;
+        let mut shift = 0u32;
+        loop {
+            let Some(&b) = buf.get(pos) else {
+                r.set_pos(pos);
+                return Err(r.err(CorruptionKind::Truncated("function counters")));
+            };
+            pos += 1;
+            if shift < 64 {
+                value |= u64::from(b & 0x7f) << shift;
+            }
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        if let Some(d) = dst.get_mut(i) {
+            merge.apply(d, value as u32, overflow);
+        }
+        i += 1;
+    }
+    r.set_pos(pos);
+    Ok(())
+}
+

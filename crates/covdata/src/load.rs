@@ -151,7 +151,6 @@ fn merge_counter_files(
         let mut tally = Tally::new(layout);
         let mut out = Vec::new();
         let mut buf = Vec::new();
-        let mut scratch = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = files.get(i) else { break };
@@ -160,7 +159,7 @@ fn merge_counter_files(
                 let mut cf = decode_counters::open(&buf).map_err(|c| Error::corrupt(path, c))?;
                 let args = std::mem::take(&mut cf.args);
                 tally
-                    .add_file(layout, &mut cf, mode, &mut scratch)
+                    .add_file(layout, &mut cf, mode)
                     .map_err(|c| Error::corrupt(path, c))?;
                 let unknown = tally.unknown.split_off(before);
                 Ok(((path.clone(), unknown), args))

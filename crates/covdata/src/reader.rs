@@ -162,8 +162,19 @@ pub(crate) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
+    }
+
+    /// The whole underlying buffer (for hot loops that track `pos` locally).
+    pub(crate) fn buffer(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Move the cursor; callers guarantee `pos <= buffer().len()`.
+    pub(crate) fn set_pos(&mut self, pos: usize) {
+        debug_assert!(pos <= self.buf.len());
+        self.pos = pos.min(self.buf.len());
     }
 }

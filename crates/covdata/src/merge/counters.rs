@@ -5,7 +5,7 @@
 //! threads can each fill their own [`Tally`] and be combined at the end
 //! (saturating addition and "set" are both order independent).
 
-use crate::decode_counters::CounterFile;
+use crate::decode_counters::{CounterFile, Merge};
 use crate::decode_meta::MetaFile;
 use crate::error::Corruption;
 use crate::model::CounterMode;
@@ -93,18 +93,23 @@ impl Tally {
         layout: &Layout,
         file: &mut CounterFile<'_>,
         mode: CounterMode,
-        scratch: &mut Vec<u32>,
     ) -> Result<(), Corruption> {
-        while let Some(h) = file.next_function(scratch)? {
-            let Some((start, len)) = layout.function(h.package, h.function) else {
-                self.unknown.push((h.package, h.function));
-                continue;
-            };
+        let merge = if mode == CounterMode::Set {
+            Merge::Set
+        } else {
+            Merge::Add
+        };
+        while let Some(h) = file.next_header()? {
             // Counters beyond the function's units are ignored, missing
             // ones count as zero (Go would index out of range).
-            let n = len.min(scratch.len());
-            let dst = &mut self.counts[start..start + n];
-            merge_into(dst, &scratch[..n], mode, &mut self.overflow);
+            let dst: &mut [u32] = match layout.function(h.package, h.function) {
+                Some((start, len)) => &mut self.counts[start..start + len],
+                None => {
+                    self.unknown.push((h.package, h.function));
+                    &mut []
+                }
+            };
+            file.read_counters(h.count, dst, merge, &mut self.overflow)?;
         }
         Ok(())
     }
