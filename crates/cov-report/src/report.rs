@@ -150,28 +150,31 @@ pub fn write_reports(profile: &Profile, args: &ReportArgs) -> Result<Vec<PathBuf
     let dir = &args.out_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating --out-dir {}", dir.display()))?;
-    let mut written = Vec::new();
-    let mut seen = Vec::new();
-    for &f in &args.formats {
-        if seen.contains(&f) {
-            continue;
-        }
-        seen.push(f);
-        match f {
-            OutFormat::Rich(format) => {
-                let path = dir.join(format.file_name());
-                covformats::write_atomically(&path, |w| {
-                    covformats::write(format, &report, &options, w)
-                })?;
-                written.push(path);
+    let rich: Vec<Format> = args
+        .formats
+        .iter()
+        .filter_map(|f| match f {
+            OutFormat::Rich(f) => Some(*f),
+            OutFormat::Textfmt => None,
+        })
+        .collect();
+    let textfmt = args.formats.contains(&OutFormat::Textfmt);
+    // The text profile is written beside the other formats, in parallel.
+    let (rich_written, text_written) = std::thread::scope(|s| {
+        let text = s.spawn(|| -> Result<Option<PathBuf>> {
+            if !textfmt {
+                return Ok(None);
             }
-            OutFormat::Textfmt => {
-                let path = dir.join("coverage.txt");
-                crate::output::file(&path, |w| covdata::format::textfmt::write(profile, w))?;
-                written.push(path);
-            }
-        }
-    }
+            let path = dir.join("coverage.txt");
+            crate::output::file(&path, |w| covdata::format::textfmt::write(profile, w))?;
+            Ok(Some(path))
+        });
+        let rich = covformats::write_files(&report, &rich, &options, dir);
+        let text = text.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (rich, text)
+    });
+    let mut written = rich_written?;
+    written.extend(text_written?);
     for p in &written {
         tracing::info!(path = %p.display(), "wrote report");
     }

@@ -15,7 +15,7 @@
 //! source keep their coverage name.
 
 use crate::Options;
-use crate::escape::Esc;
+use crate::escape::{Esc, push_u32};
 use crate::view::{Report, Tally};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -98,13 +98,16 @@ pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io:
 }
 
 fn write_lines(out: &mut dyn Write, lines: &[(u32, u32)], indent: &str) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(lines.len() * (indent.len() + 48));
     for &(line, hits) in lines {
-        writeln!(
-            out,
-            "{indent}<line number=\"{line}\" hits=\"{hits}\" branch=\"false\"/>"
-        )?;
+        buf.extend_from_slice(indent.as_bytes());
+        buf.extend_from_slice(b"<line number=\"");
+        push_u32(&mut buf, line);
+        buf.extend_from_slice(b"\" hits=\"");
+        push_u32(&mut buf, hits);
+        buf.extend_from_slice(b"\" branch=\"false\"/>\n");
     }
-    Ok(())
+    out.write_all(&buf)
 }
 
 /// The folder a file's coverage name is relative to: for `a/b/c.go` found at

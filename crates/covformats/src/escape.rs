@@ -2,23 +2,47 @@
 
 use std::io::{self, Write};
 
+/// Bytes that need an entity.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t
+};
+
 /// Writes `s` with `& < > " '` escaped, safe in element text and in
 /// double- or single-quoted attributes.
 pub(crate) fn write_escaped(w: &mut (impl Write + ?Sized), s: &str) -> io::Result<()> {
-    let bytes = s.as_bytes();
+    write_escaped_bytes(w, s.as_bytes())
+}
+
+/// [`write_escaped`] for text already known to be UTF-8 (only ASCII bytes
+/// are replaced, so the output stays valid wherever the input is).
+pub(crate) fn write_escaped_bytes(w: &mut (impl Write + ?Sized), bytes: &[u8]) -> io::Result<()> {
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let rep: &[u8] = match b {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Fast scan: reports are mostly plain source text.
+        while i < bytes.len() && !SPECIAL[bytes[i] as usize] {
+            i += 1;
+        }
+        if i == bytes.len() {
+            break;
+        }
+        let rep: &[u8] = match bytes[i] {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
             b'"' => b"&quot;",
-            b'\'' => b"&#39;",
-            _ => continue,
+            _ => b"&#39;",
         };
         w.write_all(&bytes[start..i])?;
         w.write_all(rep)?;
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     w.write_all(&bytes[start..])
 }
@@ -46,6 +70,22 @@ impl std::fmt::Display for Esc<'_> {
     }
 }
 
+/// Appends the decimal digits of `n` (the per-line records of large
+/// reports are written with this instead of `format_args!`).
+pub(crate) fn push_u32(buf: &mut Vec<u8>, mut n: u32) {
+    let mut tmp = [0u8; 10];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&tmp[i..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +96,11 @@ mod tests {
         write_escaped(&mut out, "a<b>&\"c'").unwrap();
         assert_eq!(out, b"a&lt;b&gt;&amp;&quot;c&#39;");
         assert_eq!(Esc("x<é>").to_string(), "x&lt;é&gt;");
+        let mut b = Vec::new();
+        for n in [0, 7, 10, 4_294_967_295] {
+            push_u32(&mut b, n);
+            b.push(b' ');
+        }
+        assert_eq!(b, b"0 7 10 4294967295 ");
     }
 }

@@ -11,7 +11,7 @@
 //! keeps the default colour. The script only sorts the tree.
 
 use crate::Options;
-use crate::escape::{Esc, write_escaped};
+use crate::escape::{Esc, write_escaped, write_escaped_bytes};
 use crate::view::{FileView, Report};
 use covdata::model::{CounterMode, Statements};
 use std::io::{self, Write};
@@ -248,6 +248,8 @@ fn write_file(
     }
     out.write_all(b"</tbody></table>\n")?;
     if let Some((_, Ok(src))) = &source {
+        // Valid UTF-8 is written as is (escaping touches ASCII only); other
+        // bytes become U+FFFD, once, for the whole file.
         let text = String::from_utf8_lossy(src);
         write_source(file, text.as_bytes(), numbers, out)?;
     }
@@ -299,16 +301,6 @@ fn write_source(
     }
     write_escaped_bytes(out, &src[pos..])?;
     out.write_all(b"</pre></div>\n")
-}
-
-fn write_escaped_bytes(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
-    // Input came from a `String`, and escaping only replaces ASCII bytes, so
-    // every slice boundary we cut at is an ASCII position or the text's end;
-    // still, never panic on a cut inside a character.
-    match std::str::from_utf8(bytes) {
-        Ok(s) => write_escaped(out, s),
-        Err(_) => write_escaped(out, &String::from_utf8_lossy(bytes)),
-    }
 }
 
 fn memchr_all(needle: u8, hay: &[u8]) -> impl Iterator<Item = usize> + '_ {

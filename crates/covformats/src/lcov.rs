@@ -6,6 +6,7 @@
 //! count), `FNF`/`FNH`, `DA` per statement line (see [`crate::view`] for how
 //! lines get their counts), `LF`/`LH`.
 
+use crate::escape::push_u32;
 use crate::view::Report;
 use std::io::{self, Write};
 
@@ -29,9 +30,15 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
         }
         writeln!(out, "FNF:{}", file.function_tally.total)?;
         writeln!(out, "FNH:{}", file.function_tally.hit)?;
+        let mut buf = Vec::with_capacity(file.lines.len() * 12);
         for &(line, hits) in &file.lines {
-            writeln!(out, "DA:{line},{hits}")?;
+            buf.extend_from_slice(b"DA:");
+            push_u32(&mut buf, line);
+            buf.push(b',');
+            push_u32(&mut buf, hits);
+            buf.push(b'\n');
         }
+        out.write_all(&buf)?;
         writeln!(out, "LF:{}", file.line_tally.total)?;
         writeln!(out, "LH:{}", file.line_tally.hit)?;
         out.write_all(b"end_of_record\n")?;

@@ -137,7 +137,8 @@ pub fn write(
 
 /// Writes each format to `dir/<file name>` (the folder is created), each
 /// through a temporary file renamed into place, so a reader never sees half
-/// a report. Returns the paths written, in the order asked.
+/// a report. Formats are written in parallel (they only read the report).
+/// Returns the paths written, in the order asked; duplicates are written once.
 pub fn write_files(
     report: &Report<'_>,
     formats: &[Format],
@@ -148,13 +149,28 @@ pub fn write_files(
         path: dir.to_path_buf(),
         source,
     })?;
-    let mut written = Vec::with_capacity(formats.len());
-    for &format in formats {
-        let path = dir.join(format.file_name());
-        write_atomically(&path, |w| write(format, report, options, w))?;
-        written.push(path);
+    let mut unique: Vec<Format> = Vec::with_capacity(formats.len());
+    for &f in formats {
+        if !unique.contains(&f) {
+            unique.push(f);
+        }
     }
-    Ok(written)
+    let results: Vec<Result<PathBuf, Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = unique
+            .iter()
+            .map(|&format| {
+                s.spawn(move || {
+                    let path = dir.join(format.file_name());
+                    write_atomically(&path, |w| write(format, report, options, w)).map(|()| path)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// Writes a file through `<name>.tmp` + rename.

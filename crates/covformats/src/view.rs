@@ -233,14 +233,27 @@ fn first_position(f: &Function) -> (u32, u32) {
 
 /// Per-line hits of a set of units; see the module doc for the rule.
 fn line_hits(units: &[Unit]) -> Vec<(u32, u32)> {
-    let mut lines: BTreeMap<u32, u32> = BTreeMap::new();
-    for u in units.iter().filter(|u| u.statements > 0) {
+    let with_statements = || units.iter().filter(|u| u.statements > 0);
+    let Some(first) = with_statements().map(|u| u.start_line).min() else {
+        return Vec::new();
+    };
+    let last = with_statements()
+        .map(|u| u.end_line.max(u.start_line))
+        .max()
+        .unwrap_or(first);
+    // Dense per-line slots: units of one file or function span few lines.
+    let mut slots: Vec<Option<u32>> = vec![None; (last - first + 1) as usize];
+    for u in with_statements() {
         for line in u.start_line..=u.end_line.max(u.start_line) {
-            let hits = lines.entry(line).or_insert(0);
-            *hits = (*hits).max(u.count);
+            let slot = &mut slots[(line - first) as usize];
+            *slot = Some(slot.map_or(u.count, |h| h.max(u.count)));
         }
     }
-    lines.into_iter().collect()
+    slots
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.map(|h| (first + i as u32, h)))
+        .collect()
 }
 
 #[cfg(test)]
