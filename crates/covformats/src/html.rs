@@ -8,7 +8,8 @@
 //! of class `cov0` (not covered, red) or `cov1`..`cov10` (covered, grey to
 //! green by `log(count)/log(max count in file)`; `cov8` when every count is
 //! at most 1, as in set mode); text outside every unit is "not tracked" and
-//! keeps the default colour. The script only sorts the tree.
+//! keeps the default colour. The script only sorts the tree (by a click on
+//! a column, or on load from a `#sort=<name|stmts|covered|pct>[-desc]` link).
 
 use crate::Options;
 use crate::escape::{Esc, write_escaped, write_escaped_bytes};
@@ -63,21 +64,32 @@ const SCRIPT: &str = r#"
     };
   }
   var buttons = table.querySelectorAll('th button');
+  function sortBy(k, d) {
+    dir[k] = d;
+    var groups = Array.prototype.slice.call(table.tBodies);
+    groups.forEach(function (g) {
+      var files = Array.prototype.slice.call(g.rows, 1).sort(cmp(k, d));
+      files.forEach(function (r) { g.appendChild(r); });
+    });
+    groups.sort(function (a, b) { return cmp(k, d)(a.rows[0], b.rows[0]); });
+    groups.forEach(function (g) { table.appendChild(g); });
+    Array.prototype.forEach.call(buttons, function (b) {
+      if (b.getAttribute('data-key') === k) {
+        b.parentNode.setAttribute('aria-sort', d === 1 ? 'ascending' : 'descending');
+      } else {
+        b.parentNode.removeAttribute('aria-sort');
+      }
+    });
+  }
   Array.prototype.forEach.call(buttons, function (button) {
     button.addEventListener('click', function () {
       var k = button.getAttribute('data-key');
-      dir[k] = dir[k] === 1 ? -1 : 1;
-      var groups = Array.prototype.slice.call(table.tBodies);
-      groups.forEach(function (g) {
-        var files = Array.prototype.slice.call(g.rows, 1).sort(cmp(k, dir[k]));
-        files.forEach(function (r) { g.appendChild(r); });
-      });
-      groups.sort(function (a, b) { return cmp(k, dir[k])(a.rows[0], b.rows[0]); });
-      groups.forEach(function (g) { table.appendChild(g); });
-      Array.prototype.forEach.call(buttons, function (b) { b.parentNode.removeAttribute('aria-sort'); });
-      button.parentNode.setAttribute('aria-sort', dir[k] === 1 ? 'ascending' : 'descending');
+      sortBy(k, dir[k] === 1 ? -1 : 1);
     });
   });
+  // A link may carry an order: #sort=pct (ascending) or #sort=pct-desc.
+  var m = /^#sort=(name|stmts|covered|pct)(-desc)?$/.exec(location.hash);
+  if (m) sortBy(m[1], m[2] ? -1 : 1);
 })();
 "#;
 

@@ -318,38 +318,66 @@ fn html_is_self_contained_coloured_like_go_and_renders_in_chromium() {
         ("coverage-tree.png", url.clone()),
         ("coverage-file.png", format!("{url}#f0")),
     ] {
-        let profile_dir = tempfile::tempdir().expect("chromium profile");
-        let out = run_ok(
-            Command::new("timeout")
-                .arg("120")
-                .arg(&chromium)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--enable-logging=stderr",
-                    "--v=0",
-                    "--window-size=1280,900",
-                ])
-                .arg(format!("--user-data-dir={}", profile_dir.path().display()))
-                .arg(format!("--screenshot={}", art.join(shot).display()))
-                .arg(&target),
-            "chromium --headless --screenshot",
-        );
-        let log = text(&out);
-        for line in log.lines() {
-            assert!(
-                !(line.contains("CONSOLE") || line.contains("Uncaught")),
-                "JavaScript error in the report: {line}"
-            );
-        }
+        let arg = format!("--screenshot={}", art.join(shot).display());
+        chromium_headless(&chromium, &arg, &target);
         let png = std::fs::read(art.join(shot)).expect("screenshot written");
         assert!(png.starts_with(b"\x89PNG"), "{shot} is not a PNG");
     }
+    // The sorting script runs: `#sort=pct` puts the least covered package first.
+    let dom = chromium_headless(&chromium, "--dump-dom", &format!("{url}#sort=pct"));
+    let pcts: Vec<f64> = dom
+        .split("<tr class=\"pkg\"")
+        .skip(1)
+        .map(|row| {
+            let v = row
+                .split("data-pct=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next());
+            v.and_then(|v| v.parse().ok()).expect("data-pct")
+        })
+        .collect();
+    assert_eq!(pcts.len(), r.packages.len());
+    assert!(
+        pcts.windows(2).all(|w| w[0] <= w[1]),
+        "not sorted: {pcts:?}"
+    );
+    let by_name: Vec<f64> = r.packages.iter().map(|p| p.statements.percent()).collect();
+    assert_ne!(pcts, by_name, "the fixture should need reordering");
+}
+
+/// Runs headless Chromium on `url` with one extra argument; fails on any
+/// console message (JavaScript errors are logged there). Returns stdout.
+fn chromium_headless(chromium: &Path, extra: &str, url: &str) -> String {
+    let profile_dir = tempfile::tempdir().expect("chromium profile");
+    let out = run_ok(
+        Command::new("timeout")
+            .arg("120")
+            .arg(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--window-size=1280,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile_dir.path().display()))
+            .arg(extra)
+            .arg(url),
+        "chromium --headless",
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    for line in log.lines() {
+        assert!(
+            !(line.contains("CONSOLE") || line.contains("Uncaught")),
+            "JavaScript error in the report: {line}"
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
