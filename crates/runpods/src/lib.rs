@@ -1,1 +1,39 @@
-//! TODO crate doc
+//! The pods of a Skaffold run, as `cov-signal` and `cov-collect` see them.
+//!
+//! The data flows through one module per step:
+//!
+//! - [`cluster`]: which cluster (kubeconfig + context, as kubectl chooses them);
+//! - [`select`]: which pods (run id, label selector, namespaces, auto-detected run id);
+//! - [`targets`]: which containers of those pods (`GOCOVERDIR` in the spec, or `--container` globs);
+//! - [`exec`]: running an argv in a container with a timeout, retries and a trustworthy exit status;
+//! - [`listing`]: reading a coverage folder's listing (`ls -ln`) from a container;
+//! - [`extract`]: hostile-input-safe extraction of a tar stream of coverage files;
+//! - [`snapshot`]: the record of which counter files earlier snapshots already took;
+//! - [`outcome`]: per-container results, the summary, JSON output and exit codes;
+//! - [`cli`]: the flags both tools share, and logging that never prints credentials;
+//! - [`driver`]: connect, select, plan, run in parallel, report: the shape both tools share.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), runpods::Error> {
+//! let cluster = runpods::cluster::Cluster::connect(&runpods::cluster::ClusterChoice::default()).await?;
+//! let query = runpods::select::PodQuery { run_id: Some("abc".into()), ..Default::default() };
+//! let selection = runpods::select::select_pods(&cluster, &query).await?;
+//! println!("{} pods", selection.pods.len());
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod cluster;
+pub mod driver;
+mod error;
+pub mod exec;
+pub mod extract;
+pub mod listing;
+pub mod outcome;
+pub mod parallel;
+pub mod retry;
+pub mod select;
+pub mod snapshot;
+pub mod targets;
+
+pub use error::Error;

@@ -1,0 +1,358 @@
+//! Collecting one container's coverage folder.
+//!
+//! The stream is `tar -czf - -C DIR .` run by exec (argv, no shell). When the
+//! image's tar cannot compress (busybox builds without gzip, tar without `-z`),
+//! tar exits nonzero without output and we run `tar -cf - -C DIR .` instead.
+//!
+//! **GNU tar's exit code 1.** GNU tar exits 1 when a file "changed as we read
+//! it" or was "removed before we read it". Go's runtime writes coverage files
+//! under a `tmp.` name and renames them when complete, so the only files that
+//! can change under tar are those in-progress `tmp.*` files, which extraction
+//! ignores; every `covmeta.*`/`covcounters.*` file in the archive is whole.
+//! So exit 1 is accepted when every stderr line is one of those two warnings
+//! *and* the archive itself was read cleanly to its end (the gzip checksum
+//! included). Any other stderr, or a damaged archive, is a failure.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_with, program_missing};
+use runpods::extract::{ExtractOptions, Extracted, Refused, extract};
+use runpods::listing::is_counter_file;
+use runpods::outcome::{Outcome, State};
+use runpods::retry::RetryPolicy;
+use runpods::targets::{CoverDir, Target};
+use serde::Serialize;
+
+/// How to collect.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    /// The output root (already resolved against SKAFFOLD_WORK_DIR).
+    pub out: PathBuf,
+    pub snapshot: Option<String>,
+    /// Overrides GOCOVERDIR from the spec.
+    pub remote_dir: Option<String>,
+    pub max_bytes: u64,
+    pub exec_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Facts about one container's collection, for JSON output.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CollectDetails {
+    pub remote_dir: String,
+    pub local_dir: PathBuf,
+    /// Coverage files now in place (written or already identical).
+    pub files: usize,
+    pub written: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub taken_by_earlier_snapshots: usize,
+    pub refused: Vec<Refused>,
+    pub bytes_transferred: u64,
+    pub bytes_written: u64,
+    pub gzip: bool,
+    /// Counter files of this snapshot (for the record).
+    #[serde(skip)]
+    pub snapshot_counters: Vec<String>,
+}
+
+/// Totals over all containers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CollectTotals {
+    pub files: usize,
+    pub bytes_transferred: u64,
+    pub bytes_written: u64,
+    pub out: PathBuf,
+}
+
+/// Refusals that mean the pod sent something unsafe (not merely a stray file).
+fn unsafe_refusals(refused: &[Refused]) -> Vec<&Refused> {
+    refused
+        .iter()
+        .filter(|r| !r.reason.starts_with("not a Go coverage file") && r.reason != "directory")
+        .collect()
+}
+
+/// Whether a tar exit 1 is only GNU tar's "file changed/removed" warning.
+pub fn only_changed_warnings(stderr: &str) -> bool {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    !lines.is_empty()
+        && lines.iter().all(|l| {
+            l.ends_with("file changed as we read it")
+                || l.ends_with("File removed before we read it")
+                || l.ends_with("Exiting with failure status due to previous errors")
+        })
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+async fn stream_tar(
+    client: &kube::Client,
+    base: &ExecSpec,
+    argv: &[&str],
+    dest: &Path,
+    options: &ExtractOptions,
+) -> Result<runpods::exec::Finished<Extracted>, ExecError> {
+    let spec = ExecSpec {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        ..base.clone()
+    };
+    let dest = dest.to_path_buf();
+    let options = options.clone();
+    exec_with(client, &spec, move |stdout| async move {
+        let handle = tokio::runtime::Handle::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            let reader = tokio_util::io::SyncIoBridge::new_with_handle(stdout, handle);
+            extract(reader, &dest, &options)
+        })
+        .await;
+        joined.unwrap_or_else(|e| Extracted {
+            error: Some(format!("extraction task failed: {e}")),
+            ..Default::default()
+        })
+    })
+    .await
+}
+
+/// Collect one container's coverage folder.
+pub async fn collect_one(
+    client: &kube::Client,
+    target: &Target,
+    opts: &CollectOptions,
+    taken: std::collections::BTreeSet<String>,
+) -> Outcome<CollectDetails> {
+    let start = Instant::now();
+    let fail = |msg: String, details: Option<CollectDetails>| {
+        let mut o = Outcome::for_target(target, State::Failed, msg, start.elapsed());
+        o.details = details;
+        o
+    };
+    let dir = match (&opts.remote_dir, &target.cover_dir) {
+        (Some(d), _) => d.clone(),
+        (None, CoverDir::Path(p)) => p.clone(),
+        (None, CoverDir::Indirect) => {
+            return fail("GOCOVERDIR comes from valueFrom, so its value is not in the spec: pass --remote-dir".into(), None);
+        }
+        (None, CoverDir::Unset) => {
+            return fail(
+                "the container's env has no GOCOVERDIR: pass --remote-dir".into(),
+                None,
+            );
+        }
+    };
+    let local = match crate::outdir::container_dir(
+        &opts.out,
+        opts.snapshot.as_deref(),
+        &target.namespace,
+        &target.pod,
+        &target.container,
+    ) {
+        Ok(p) => p,
+        Err(msg) => return fail(msg, None),
+    };
+    let base = ExecSpec {
+        timeout: opts.exec_timeout,
+        retry: opts.retry,
+        ..ExecSpec::new(&target.namespace, &target.pod, &target.container, &[])
+    };
+    let extract_opts = ExtractOptions {
+        max_bytes: opts.max_bytes,
+        only_needed_meta: opts.snapshot.is_some(),
+        taken,
+    };
+    let mut details = CollectDetails {
+        remote_dir: dir.clone(),
+        local_dir: local.clone(),
+        ..Default::default()
+    };
+
+    let gz = ["tar", "-czf", "-", "-C", dir.as_str(), "."];
+    let plain = ["tar", "-cf", "-", "-C", dir.as_str(), "."];
+    let mut finished = match stream_tar(client, &base, &gz, &local, &extract_opts).await {
+        Ok(f) => f,
+        Err(e) => return fail(format!("tar: {e}"), Some(details)),
+    };
+    let mut transferred = finished.output.bytes_received;
+    let mut fell_back = false;
+    if program_missing(&finished.status, &finished.stderr) && finished.output.bytes_received == 0 {
+        return fail(
+            "`tar` is not in the container image: use a base image that carries it (busybox, alpine, debian, ubuntu, or a distroless :debug variant)".into(),
+            Some(details),
+        );
+    }
+    if matches!(finished.status, ExitStatus::Code { code } if code != 0)
+        && finished.output.bytes_received == 0
+    {
+        tracing::info!(
+            "{}: tar -z failed ({}), retrying uncompressed",
+            target.label(),
+            first_line(&finished.stderr)
+        );
+        finished = match stream_tar(client, &base, &plain, &local, &extract_opts).await {
+            Ok(f) => f,
+            Err(e) => return fail(format!("tar (uncompressed): {e}"), Some(details)),
+        };
+        transferred += finished.output.bytes_received;
+        fell_back = true;
+    }
+
+    let x = finished.output;
+    details.files = x.files();
+    details.written = x.written.clone();
+    details.unchanged = x.unchanged.clone();
+    details.taken_by_earlier_snapshots = x.taken_earlier.len();
+    details.refused = x.refused.clone();
+    details.bytes_transferred = transferred;
+    details.bytes_written = x.bytes_written;
+    details.gzip = x.gzip;
+    details.snapshot_counters = x
+        .written
+        .iter()
+        .chain(&x.unchanged)
+        .filter(|n| is_counter_file(n))
+        .cloned()
+        .collect();
+
+    let mut warnings = Vec::new();
+    if fell_back {
+        warnings.push("the image's tar cannot compress (-z); collected uncompressed".into());
+    }
+    if target.restart_count > 0 {
+        warnings.push(format!(
+            "container restarted {} time(s); counters of earlier instances are here only if they were flushed before",
+            target.restart_count
+        ));
+    }
+    for r in &x.refused {
+        warnings.push(format!("refused {:?}: {}", r.name, r.reason));
+    }
+    if !x.counters_without_meta.is_empty() {
+        warnings.push(format!(
+            "{} counter file(s) without their meta file (covmeta.*), which coverage tools will skip: {}",
+            x.counters_without_meta.len(),
+            x.counters_without_meta.join(", ")
+        ));
+    }
+    if x.files() == 0 && x.error.is_none() && x.taken_earlier.is_empty() {
+        warnings.push(format!(
+            "{dir} holds no coverage files: was the binary built with -cover, and was cov-signal run?"
+        ));
+    }
+
+    let status_ok = match &finished.status {
+        ExitStatus::Success => true,
+        ExitStatus::Code { code: 1 }
+            if only_changed_warnings(&finished.stderr) && x.error.is_none() =>
+        {
+            warnings.push("tar reported files changing while read (Go's in-progress tmp.* files); the archive was complete".into());
+            true
+        }
+        _ => false,
+    };
+    let unsafe_members = unsafe_refusals(&x.refused);
+    let summary = format!(
+        "{} file(s), {} transferred, {} written, {:.2}s",
+        x.files(),
+        human_bytes(transferred),
+        human_bytes(x.bytes_written),
+        start.elapsed().as_secs_f64()
+    );
+    let (state, message) = if let Some(err) = &x.error {
+        let status = if status_ok {
+            String::new()
+        } else {
+            format!(
+                "; tar: {}{}",
+                finished.status,
+                stderr_suffix(&finished.stderr)
+            )
+        };
+        (State::Failed, format!("{err}{status} (kept: {summary})"))
+    } else if !status_ok {
+        (
+            State::Failed,
+            format!(
+                "tar failed: {}{} (kept: {summary})",
+                finished.status,
+                stderr_suffix(&finished.stderr)
+            ),
+        )
+    } else if !unsafe_members.is_empty() {
+        (
+            State::Failed,
+            format!(
+                "refused {} unsafe archive member(s) (see warnings); {summary}",
+                unsafe_members.len()
+            ),
+        )
+    } else {
+        let taken = if x.taken_earlier.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} counter file(s) left to earlier snapshots)",
+                x.taken_earlier.len()
+            )
+        };
+        (State::Ok, format!("{summary}{taken}"))
+    };
+    let mut o = Outcome::for_target(target, state, message, start.elapsed()).with_details(details);
+    o.warnings = warnings;
+    o
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let l = first_line(stderr);
+    if l.is_empty() {
+        String::new()
+    } else {
+        format!(": {l}")
+    }
+}
+
+/// `1.2 MiB`-style sizes for human output.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_warnings() {
+        assert!(only_changed_warnings(
+            "tar: ./tmp.covcounters.x: file changed as we read it\ntar: Exiting with failure status due to previous errors\n"
+        ));
+        assert!(!only_changed_warnings(
+            "tar: ./x: Cannot open: Permission denied\n"
+        ));
+        assert!(!only_changed_warnings(""));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

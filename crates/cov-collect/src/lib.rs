@@ -1,0 +1,13 @@
+//! `cov-collect`'s work: stream each selected container's `GOCOVERDIR` out as
+//! a tar archive over exec and extract it safely into
+//! `OUT/[SNAPSHOT/]<namespace>/<pod>/<container>/`.
+//!
+//! - [`collect`]: one container: `tar -czf - -C DIR .` (falling back to
+//!   uncompressed when the image's tar lacks `-z`), extraction with
+//!   [`runpods::extract`], the decision about tar's exit status;
+//! - [`outdir`]: where the output goes (`--out`, `SKAFFOLD_WORK_DIR`).
+//!
+//! The binary (`main.rs`) parses flags and prints; see `cov-collect --help`.
+
+pub mod collect;
+pub mod outdir;

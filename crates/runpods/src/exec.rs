@@ -1,0 +1,328 @@
+//! Running an argv in a container, with the kube-rs 5 pitfalls handled:
+//!
+//! - the stdout pipe is raised from kube's 1 KiB default (`max_stdout_buf_size`);
+//! - stdout and stderr are read at the same time, so neither stalls the other;
+//! - the status is taken (`take_status`) before `join`, and a missing status
+//!   (the connection ended without one) is a failure, never a success;
+//! - everything runs under our own timeout (kube has no read timeout);
+//! - connecting is retried on transient errors (429, 5xx, connection trouble).
+//!
+//! Commands are argv vectors, never shell strings.
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::api::{Api, AttachParams};
+use tokio::io::{AsyncReadExt, ReadHalf, SimplexStream};
+
+use crate::retry::{RetryPolicy, is_transient, with_retries};
+
+/// The stdout pipe size for exec streams: big enough that a tar stream never
+/// waits on the pipe while we decompress.
+pub const STDOUT_PIPE: usize = 1 << 20;
+/// How much stderr is kept for messages (the rest is read and dropped).
+const STDERR_KEPT: usize = 16 * 1024;
+
+/// How the remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExitStatus {
+    /// Exit code 0.
+    Success,
+    /// A nonzero exit code.
+    Code { code: i32 },
+    /// The server reported a failure without an exit code (e.g. the program does not exist).
+    Failure { reason: String, message: String },
+    /// The connection ended without any status: the outcome is unknown.
+    NoStatus,
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Success => write!(f, "exit code 0"),
+            ExitStatus::Code { code } => write!(f, "exit code {code}"),
+            ExitStatus::Failure { reason, message } => write!(f, "{reason}: {message}"),
+            ExitStatus::NoStatus => write!(f, "the connection ended without an exit status"),
+        }
+    }
+}
+
+impl ExitStatus {
+    /// Interpret the `Status` frame of an exec.
+    pub fn from_status(status: Option<Status>) -> ExitStatus {
+        let Some(s) = status else {
+            return ExitStatus::NoStatus;
+        };
+        if s.status.as_deref() == Some("Success") {
+            return ExitStatus::Success;
+        }
+        let reason = s.reason.unwrap_or_default();
+        if reason == "NonZeroExitCode" {
+            let code = s
+                .details
+                .iter()
+                .flat_map(|d| d.causes.iter().flatten())
+                .find(|c| c.reason.as_deref() == Some("ExitCode"))
+                .and_then(|c| c.message.as_deref()?.trim().parse::<i32>().ok());
+            if let Some(code) = code {
+                return ExitStatus::Code { code };
+            }
+        }
+        ExitStatus::Failure {
+            reason: if reason.is_empty() {
+                "Failure".into()
+            } else {
+                reason
+            },
+            message: s.message.unwrap_or_default(),
+        }
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ExitStatus::Success => Some(0),
+            ExitStatus::Code { code } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// What to run, where, and how patiently.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub argv: Vec<String>,
+    /// The whole exec, connect to status, must finish within this.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl ExecSpec {
+    pub fn new(namespace: &str, pod: &str, container: &str, argv: &[&str]) -> Self {
+        ExecSpec {
+            namespace: namespace.into(),
+            pod: pod.into(),
+            container: container.into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A finished exec: what the stdout consumer returned, the stderr text, the status.
+#[derive(Debug)]
+pub struct Finished<T> {
+    pub output: T,
+    pub stderr: String,
+    pub status: ExitStatus,
+    /// Connection attempts made (1 when the first worked).
+    pub attempts: u32,
+}
+
+/// An exec that produced no usable status at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(
+        "exec refused after {attempts} attempt(s): {}",
+        describe_kube_error(source)
+    )]
+    Connect {
+        attempts: u32,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+}
+
+impl ExecError {
+    /// The HTTP code of a refused exec, when there was one.
+    pub fn http_code(&self) -> Option<u16> {
+        match self {
+            ExecError::Connect {
+                source: kube::Error::Api(s),
+                ..
+            } => Some(s.code),
+            ExecError::Connect {
+                source:
+                    kube::Error::UpgradeConnection(
+                        kube::client::UpgradeConnectionError::ProtocolSwitch(code),
+                    ),
+                ..
+            } => Some(code.as_u16()),
+            _ => None,
+        }
+    }
+}
+
+/// A kube error as one line: API errors by code and message (no request
+/// details, which could include headers).
+pub fn describe_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let msg = if s.message.is_empty() {
+                &s.reason
+            } else {
+                &s.message
+            };
+            format!("HTTP {} {}", s.code, msg)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Run `spec.argv` and hand its stdout to `consume` while stderr is drained alongside.
+///
+/// `consume` should read until EOF; if it stops early (e.g. a size cap), the
+/// exec is abandoned and its status will be [`ExitStatus::NoStatus`].
+pub async fn exec_with<T, F, Fut>(
+    client: &kube::Client,
+    spec: &ExecSpec,
+    consume: F,
+) -> Result<Finished<T>, ExecError>
+where
+    F: FnOnce(ReadHalf<SimplexStream>) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let api: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
+    let params = AttachParams::default()
+        .container(spec.container.clone())
+        .stdin(false)
+        .stdout(true)
+        .stderr(true)
+        .max_stdout_buf_size(STDOUT_PIPE)
+        .max_stderr_buf_size(64 * 1024);
+    let what = format!("exec in {}/{}/{}", spec.namespace, spec.pod, spec.container);
+    let work = async {
+        let (connected, attempts) = with_retries(spec.retry, &what, is_transient, || {
+            api.exec(&spec.pod, spec.argv.clone(), &params)
+        })
+        .await;
+        let mut process = connected.map_err(|source| ExecError::Connect { attempts, source })?;
+        let status = process.take_status();
+        let stdout = process.stdout();
+        let stderr = process.stderr();
+        let read_stderr = async move {
+            let mut kept = Vec::new();
+            if let Some(mut err) = stderr {
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    match err.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let room = STDERR_KEPT.saturating_sub(kept.len());
+                            kept.extend_from_slice(&buf[..n.min(room)]);
+                        }
+                    }
+                }
+            }
+            String::from_utf8_lossy(&kept).into_owned()
+        };
+        let (output, stderr_text) = match stdout {
+            Some(out) => futures::join!(consume(out), read_stderr),
+            // Unreachable with stdout(true), but an empty pipe keeps the contract.
+            None => {
+                let (r, _w) = tokio::io::simplex(1);
+                futures::join!(consume(r), read_stderr)
+            }
+        };
+        let status = match status {
+            Some(fut) => fut.await,
+            None => None,
+        };
+        // join() only after the status is in hand; its error (e.g. a broken
+        // pipe after an early stop) is already reflected in a missing status.
+        let _ = process.join().await;
+        Ok(Finished {
+            output,
+            stderr: stderr_text,
+            status: ExitStatus::from_status(status),
+            attempts,
+        })
+    };
+    match tokio::time::timeout(spec.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(ExecError::TimedOut(spec.timeout)),
+    }
+}
+
+/// Run `spec.argv` and keep its stdout (up to `max_stdout` bytes; the rest is dropped).
+pub async fn exec_capture(
+    client: &kube::Client,
+    spec: &ExecSpec,
+    max_stdout: usize,
+) -> Result<Finished<Vec<u8>>, ExecError> {
+    exec_with(client, spec, |mut out| async move {
+        let mut kept = Vec::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match out.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = max_stdout.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+        kept
+    })
+    .await
+}
+
+/// Whether a failed exec looks like "the program is not in the image".
+pub fn program_missing(status: &ExitStatus, stderr: &str) -> bool {
+    let text = match status {
+        ExitStatus::Failure { message, .. } => format!("{message}\n{stderr}"),
+        ExitStatus::Code { code: 126 | 127 } => return true,
+        _ => stderr.to_string(),
+    };
+    let t = text.to_ascii_lowercase();
+    t.contains("executable file not found")
+        || t.contains("no such file or directory")
+        || t.contains("not found in $path")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(json: serde_json::Value) -> Option<Status> {
+        Some(serde_json::from_value(json).expect("status json"))
+    }
+
+    #[test]
+    fn exit_codes_are_read_from_causes() {
+        let s = status(serde_json::json!({
+            "status": "Failure", "reason": "NonZeroExitCode", "message": "command terminated with non-zero exit code",
+            "details": {"causes": [{"reason": "ExitCode", "message": "2"}]}
+        }));
+        assert_eq!(ExitStatus::from_status(s), ExitStatus::Code { code: 2 });
+        assert_eq!(
+            ExitStatus::from_status(status(serde_json::json!({"status": "Success"}))),
+            ExitStatus::Success
+        );
+    }
+
+    #[test]
+    fn missing_status_is_not_success() {
+        assert_eq!(ExitStatus::from_status(None), ExitStatus::NoStatus);
+        assert_eq!(ExitStatus::NoStatus.code(), None);
+    }
+
+    #[test]
+    fn other_failures_keep_their_reason() {
+        let s = status(
+            serde_json::json!({"status": "Failure", "reason": "InternalError",
+            "message": "exec: \"kill\": executable file not found in $PATH"}),
+        );
+        let st = ExitStatus::from_status(s);
+        assert!(matches!(&st, ExitStatus::Failure { reason, .. } if reason == "InternalError"));
+        assert!(program_missing(&st, ""));
+    }
+}
