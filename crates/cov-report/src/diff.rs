@@ -22,6 +22,9 @@ pub struct Args {
     /// Only packages whose import path matches (as --pkg elsewhere).
     #[arg(long = "pkg", value_name = "PATTERNS")]
     pub pkg: Vec<String>,
+    /// `text` (aligned tables) or `json` (for machines).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
 }
 
 fn load(dir: &PathBuf, pkg: &[String]) -> Result<Profile> {
@@ -95,6 +98,18 @@ pub fn run(args: &Args) -> Result<()> {
     let (bp, bf) = tables(&base);
     let (np, nf) = tables(&new);
     let (bt, nt) = (base.statements(), new.statements());
+    if args.output == "json" {
+        let doc = serde_json::json!({
+            "base": { "covered": bt.covered, "total": bt.total, "percent": bt.percent() },
+            "new": { "covered": nt.covered, "total": nt.total, "percent": nt.percent() },
+            "packages": json_rows(&bp, &np),
+            "functions": json_rows(&bf, &nf),
+        });
+        return crate::output::stdout(|w| {
+            serde_json::to_writer_pretty(&mut *w, &doc).map_err(std::io::Error::other)?;
+            writeln!(w)
+        });
+    }
     crate::output::stdout(|w| {
         let pkgs = changed(&bp, &np);
         let funcs = changed(&bf, &nf);
@@ -112,6 +127,24 @@ pub fn run(args: &Args) -> Result<()> {
             funcs.len()
         )
     })
+}
+
+/// Changed keys as JSON objects: name, then base/new `{covered, total,
+/// percent}` or null where the key is absent on that side.
+fn json_rows(a: &Table, b: &Table) -> Vec<serde_json::Value> {
+    let side = |s: Option<&Statements>| {
+        s.map(|s| serde_json::json!({ "covered": s.covered, "total": s.total, "percent": s.percent() }))
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            let name = k.replace('\t', " ");
+            serde_json::json!({ "name": name, "base": side(a.get(k)), "new": side(b.get(k)) })
+        })
+        .collect()
 }
 
 fn write_table(w: &mut dyn Write, what: &str, rows: &[[String; 4]]) -> std::io::Result<()> {

@@ -302,4 +302,26 @@ fn diff_lists_exactly_the_packages_whose_percent_changed() {
     }
     assert!(text.contains("total:"), "{text}");
     assert!(text.contains("function"), "{text}");
+
+    // --output json lists the same packages.
+    let out = run_ok(
+        cov_report()
+            .args(["diff", "--output", "json"])
+            .arg(&f.dirs[1])
+            .arg(&f.dirs[0]),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let json_pkgs: Vec<&str> = v["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    let text_pkgs: Vec<&str> = package_section
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| !n.starts_with('('))
+        .collect();
+    assert_eq!(json_pkgs, text_pkgs);
 }

@@ -262,8 +262,13 @@ fn write_file(
     if let Some((_, Ok(src))) = &source {
         // Valid UTF-8 is written as is (escaping touches ASCII only); other
         // bytes become U+FFFD, once, for the whole file.
-        let text = String::from_utf8_lossy(src);
-        write_source(file, text.as_bytes(), numbers, out)?;
+        match std::str::from_utf8(src) {
+            Ok(_) => write_source(file, src, numbers, out)?,
+            Err(_) => {
+                let text = String::from_utf8_lossy(src);
+                write_source(file, text.as_bytes(), numbers, out)?;
+            }
+        }
     }
     out.write_all(b"</section>\n")
 }
