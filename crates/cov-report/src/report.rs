@@ -231,3 +231,24 @@ pub fn check_gate(profile: &Profile, args: &ReportArgs) -> Result<()> {
         Err(GateFailed(lines).into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_formats_percentages_and_package_gates() {
+        assert_eq!(parse_format("html"), Ok(OutFormat::Rich(Format::Html)));
+        assert_eq!(parse_format("textfmt"), Ok(OutFormat::Textfmt));
+        assert!(parse_format("pdf").unwrap_err().contains("choose html"));
+        assert_eq!(parse_percent("72.5"), Ok(72.5));
+        assert_eq!(parse_percent("80%"), Ok(80.0));
+        assert!(parse_percent("101").is_err());
+        assert!(parse_percent("x").is_err());
+        let g = parse_pkg_gate("example.com/a/...=60").unwrap();
+        assert_eq!((g.pattern.as_str(), g.percent), ("example.com/a/...", 60.0));
+        assert!(g.filter.matches("example.com/a/b"));
+        assert!(parse_pkg_gate("nopercent").is_err());
+        assert!(parse_pkg_gate("=5").is_err());
+    }
+}

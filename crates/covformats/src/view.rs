@@ -142,6 +142,9 @@ impl<'a> Report<'a> {
         }
         unmapped.sort_unstable();
         unmapped.dedup();
+        for name in &unmapped {
+            tracing::debug!(file = name, "no source file found");
+        }
         if !unmapped.is_empty() {
             tracing::warn!(
                 count = unmapped.len(),
