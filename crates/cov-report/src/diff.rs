@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use covdata::ModeClash;
@@ -27,9 +27,9 @@ pub struct Args {
     pub output: String,
 }
 
-fn load(dir: &PathBuf, pkg: &[String]) -> Result<Profile> {
+fn load(dir: &Path, pkg: &[String]) -> Result<Profile> {
     let inputs = Inputs {
-        dirs: vec![dir.clone()],
+        dirs: vec![dir.to_path_buf()],
         input: Vec::new(),
         pkg: pkg.to_vec(),
     };

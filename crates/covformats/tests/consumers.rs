@@ -71,9 +71,12 @@ fn fixture() -> &'static Fixture {
         }
         let goroot = run_ok(go().args(["env", "GOROOT"]), "go env GOROOT");
         let goroot = PathBuf::from(String::from_utf8_lossy(&goroot.stdout).trim());
-        let profile = covdata::load(&[covdir.clone()], &covdata::LoadOptions::default())
-            .expect("loading the program's coverage")
-            .profile;
+        let profile = covdata::load(
+            std::slice::from_ref(&covdir),
+            &covdata::LoadOptions::default(),
+        )
+        .expect("loading the program's coverage")
+        .profile;
         let out = tmp.path().join("out");
         std::fs::create_dir_all(&out).expect("out dir");
         Fixture {
