@@ -1,0 +1,90 @@
+//! Every localkube fault gives its documented per-pod result and exit code,
+//! and never costs the other pods their data.
+
+mod common;
+
+use common::*;
+use localkube::Fault;
+
+#[test]
+fn each_fault_has_its_documented_result() {
+    let cluster = start(&[(manifest("fleet.yaml"), None, vec![])]);
+    let pods = cluster.run_pods();
+    assert_eq!(pods.len(), 9);
+    traffic(&cluster, &["/greet?name=Ada"]);
+    // Flush every pod before faults are switched on, so each has counters to collect.
+    let (code, _) = cluster.run_json("cov-signal", &["--run-id", RUN_ID]);
+    assert_eq!(code, 0);
+
+    let ns = pods[0].namespace.clone();
+    let name = |i: usize| pods[i].name.clone();
+    let faults: Vec<(usize, Fault)> = vec![
+        (1, Fault::ExecRefused(403)),
+        (2, Fault::ExecRefused(503)),
+        (3, Fault::CutStreamAfter(100)),
+        (4, Fault::SlowStream { bytes_per_sec: 20 }),
+        (5, Fault::Phase("Pending".into())),
+        (6, Fault::Terminating),
+        (7, Fault::ContainerExited { container: "app".into(), exit_code: 3 }),
+        (8, Fault::ContainerRestarted { container: "app".into() }),
+    ];
+    for (i, f) in &faults {
+        cluster.kube.set_fault(&ns, &name(*i), f.clone()).expect("set fault");
+    }
+    // Expected (state, words in the message) per pod index.
+    let expect: Vec<(&str, &str)> = vec![
+        ("ok", "file(s)"),
+        ("failed", "HTTP 403"),
+        ("failed", "after 3 attempt(s)"),
+        ("failed", "without an exit status"),
+        ("failed", "timed out"),
+        ("skipped", "Pending"),
+        ("skipped", "terminating"),
+        ("skipped", "exit code 3"),
+        ("ok", "file(s)"),
+    ];
+
+    let out = cluster.dir.path().join("out");
+    let out_s = out.to_str().expect("utf8");
+    let (code, json) = cluster.run_json(
+        "cov-collect",
+        &["--run-id", RUN_ID, "--out", out_s, "--timeout", "3s", "--retries", "2"],
+    );
+    assert_eq!(code, 1, "{json}");
+    let res = results(&json);
+    for (i, (state, words)) in expect.iter().enumerate() {
+        let r = res.iter().find(|r| r.0.contains(&name(i))).unwrap_or_else(|| panic!("no line for {}: {res:?}", name(i)));
+        assert_eq!(r.1, *state, "{}: {r:?}", name(i));
+        assert!(r.2.contains(words), "{}: {:?} should mention {words:?}", name(i), r.2);
+    }
+    // The healthy pod's data is complete and identical to its volume.
+    for i in [0, 8] {
+        let local = out.join(&ns).join(name(i)).join("app");
+        let volume = &pods[i].volumes["coverage-data"];
+        assert_eq!(files(&local), files(volume), "{}", name(i));
+    }
+    let restarted = json["results"].as_array().and_then(|a| a.iter().find(|r| r["pod"] == name(8).as_str())).expect("line");
+    assert!(restarted["warnings"].to_string().contains("restarted"), "{restarted}");
+
+    // cov-signal sees the same faults the same way.
+    let (code, json) = cluster.run_json("cov-signal", &["--run-id", RUN_ID, "--timeout", "3s", "--retries", "1", "--wait", "2s"]);
+    assert_eq!(code, 1, "{json}");
+    let res = results(&json);
+    let sig = |i: usize| res.iter().find(|r| r.0.contains(&name(i))).cloned().expect("line");
+    assert_eq!(sig(0).1, "ok");
+    assert_eq!(sig(1).1, "failed");
+    assert!(sig(1).2.contains("403"));
+    assert_eq!(sig(5).1, "skipped");
+    assert_eq!(sig(6).1, "skipped");
+    assert_eq!(sig(7).1, "skipped");
+
+    // Skipped pods alone don't fail a run, unless --strict.
+    for (i, _) in &faults {
+        cluster.kube.clear_faults(&ns, &name(*i));
+    }
+    cluster.kube.set_fault(&ns, &name(5), Fault::Phase("Pending".into())).expect("fault");
+    let (code, json) = cluster.run_json("cov-collect", &["--run-id", RUN_ID, "--out", out_s]);
+    assert_eq!(code, 0, "{json}");
+    let (code, _) = cluster.run_json("cov-collect", &["--run-id", RUN_ID, "--out", out_s, "--strict"]);
+    assert_eq!(code, 1);
+}
