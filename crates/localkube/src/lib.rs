@@ -1,1 +1,461 @@
-//! TODO crate doc
+//! localkube: a local stand-in for a Kubernetes API server whose pods are real
+//! processes, for testing tools that talk to Kubernetes end to end (kube-rs,
+//! kubectl) on a machine without a cluster or a container engine.
+//!
+//! * **API**: HTTPS on `127.0.0.1` with a freshly generated CA and server
+//!   certificate and a bearer token; a kubeconfig with a named context. Serves
+//!   `/version`, discovery (`/api`, `/api/v1`, `/apis`), pods (list with label and
+//!   field selectors, get, log; `Table` output for `kubectl get`) and `pods/exec`
+//!   over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`). Errors carry
+//!   Kubernetes `Status` bodies; requests without the token get 401.
+//! * **Pods**: from `Deployment`/`Pod` manifests. Each container is PID 1 of its
+//!   own PID namespace, with its own mount namespace (root = tmpfs mirroring the
+//!   host's top-level folders) in which every `emptyDir` is a folder under
+//!   `DIR/pods/<ns>_<pod>/volumes/<name>` bind-mounted at its `mountPath`. The
+//!   image map says which host executable an image runs. Output goes to
+//!   `DIR/pods/<ns>_<pod>/containers/<name>/output.log`.
+//! * **Ports**: pods share the host network. A container that declares a
+//!   `containerPort` gets a free host port, passed to it as `PORT` (overriding the
+//!   spec) and reported as the first port's `hostPort`, in the annotation
+//!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`]; `podIP` is `127.0.0.1`.
+//! * **Faults** on demand, per pod: see [`Fault`].
+//!
+//! Needs root, or unprivileged user namespaces (then each container also gets a
+//! user namespace in which it is root).
+//!
+//! ```no_run
+//! let dir = tempfile::tempdir()?;
+//! let kube = localkube::LocalKube::builder(dir.path())
+//!     .manifest("k8s/deployment.yaml")
+//!     .image("example/app", "/path/to/app")
+//!     .label("skaffold.dev/run-id", "abc")
+//!     .start()?;
+//! println!("KUBECONFIG={} context {}", kube.kubeconfig().display(), kube.context());
+//! for pod in kube.pods() {
+//!     println!("{}/{} {} {:?}", pod.namespace, pod.name, pod.phase, pod.address);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod api;
+mod error;
+mod exec;
+mod fault;
+mod manifest;
+mod pods;
+mod server;
+mod state;
+mod status;
+mod sys;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use error::Error;
+pub use fault::Fault;
+pub use state::PORTS_ANNOTATION;
+
+use manifest::ManifestSource;
+use state::{Cluster, Inner, Run};
+use sys::{Mode, Spawner};
+
+/// One container as [`LocalKube::pods`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub image: String,
+    pub running: bool,
+    pub restart_count: i32,
+    /// Exit code of the current run, if it has ended.
+    pub exit_code: Option<i32>,
+    /// Host PID of the container's PID 1 while it runs.
+    pub pid: Option<i32>,
+    /// Host port given to this container (as `PORT`), if it declares a port.
+    pub host_port: Option<u16>,
+    /// Where its stdout and stderr go.
+    pub log_file: PathBuf,
+}
+
+/// One pod as [`LocalKube::pods`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    /// As the API reports it (`Running`, or what a `Phase` fault says).
+    pub phase: String,
+    pub labels: BTreeMap<String, String>,
+    pub containers: Vec<ContainerInfo>,
+    /// Where the pod's (first declared) port is reachable from the host.
+    pub address: Option<SocketAddr>,
+    /// Host folder of each `emptyDir` volume, by volume name.
+    pub volumes: BTreeMap<String, PathBuf>,
+}
+
+/// Settings for [`LocalKube`]; see [`LocalKube::builder`].
+#[derive(Debug, Clone)]
+pub struct LocalKubeBuilder {
+    dir: PathBuf,
+    manifests: Vec<ManifestSource>,
+    images: BTreeMap<String, PathBuf>,
+    labels: BTreeMap<String, String>,
+    context: String,
+    port: u16,
+    grace: Duration,
+}
+
+impl LocalKubeBuilder {
+    /// Add a manifest (Deployment or Pod YAML; several documents allowed). The
+    /// namespace comes from its metadata, else `default`.
+    pub fn manifest(mut self, path: impl AsRef<Path>) -> Self {
+        self.manifests.push(ManifestSource {
+            path: path.as_ref().to_path_buf(),
+            namespace: None,
+            labels: BTreeMap::new(),
+        });
+        self
+    }
+
+    /// Add a manifest, overriding its namespace and adding labels to its pods
+    /// (these win over [`label`](Self::label)).
+    pub fn manifest_with<K, V>(
+        mut self,
+        path: impl AsRef<Path>,
+        namespace: Option<&str>,
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.manifests.push(ManifestSource {
+            path: path.as_ref().to_path_buf(),
+            namespace: namespace.map(str::to_string),
+            labels: labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        });
+        self
+    }
+
+    /// Run `executable` for containers whose image is `name` (with any tag or digest).
+    pub fn image(mut self, name: impl Into<String>, executable: impl AsRef<Path>) -> Self {
+        self.images
+            .insert(name.into(), executable.as_ref().to_path_buf());
+        self
+    }
+
+    /// Stamp this label on every pod.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// The kubeconfig context (and cluster/user) name; default `localkube`.
+    pub fn context(mut self, name: impl Into<String>) -> Self {
+        self.context = name.into();
+        self
+    }
+
+    /// Listen on this port instead of a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// How long containers get between SIGTERM and SIGKILL at shutdown (default 500 ms).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Check everything, start the API server and every pod. On error nothing is left running.
+    pub fn start(self) -> Result<LocalKube, Error> {
+        LocalKube::start(self)
+    }
+}
+
+/// A running localkube: the API server and its pods. Dropping it stops everything.
+pub struct LocalKube {
+    cluster: Arc<Cluster>,
+    kubeconfig: PathBuf,
+    context: String,
+    server_url: String,
+    grace: Duration,
+    shutdown: Mutex<Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for LocalKube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKube")
+            .field("server_url", &self.server_url)
+            .field("context", &self.context)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish()
+    }
+}
+
+impl LocalKube {
+    /// Start configuring an instance that keeps its files (kubeconfig, CA, pod
+    /// folders and logs) in `dir`.
+    pub fn builder(dir: impl AsRef<Path>) -> LocalKubeBuilder {
+        LocalKubeBuilder {
+            dir: dir.as_ref().to_path_buf(),
+            manifests: Vec::new(),
+            images: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            context: "localkube".into(),
+            port: 0,
+            grace: Duration::from_millis(500),
+        }
+    }
+
+    fn start(b: LocalKubeBuilder) -> Result<LocalKube, Error> {
+        if b.context.is_empty() {
+            return Err(Error::Config("the context name must not be empty".into()));
+        }
+        for (name, exe) in &b.images {
+            if !exe.is_file() {
+                return Err(Error::Config(format!(
+                    "image {name}: executable {} does not exist",
+                    exe.display()
+                )));
+            }
+        }
+        // Check every manifest before anything starts.
+        let mut drafts = Vec::new();
+        for m in &b.manifests {
+            drafts.extend(manifest::load(m, &b.labels)?);
+        }
+        for d in &drafts {
+            for (i, c) in d.spec.containers.iter().enumerate() {
+                let image = c.image.as_deref().unwrap_or_default();
+                if manifest::resolve_image(&b.images, image).is_none() {
+                    return Err(Error::Manifest {
+                        file: d.file.clone(),
+                        field: format!("containers[{i}].image (container {})", c.name),
+                        message: format!(
+                            "image {image:?} has no local executable; map it with --image {}=PATH",
+                            manifest::image_repository(image)
+                        ),
+                    });
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for d in &drafts {
+            if !seen.insert((d.namespace.clone(), d.name.clone())) {
+                return Err(Error::Manifest {
+                    file: d.file.clone(),
+                    field: "metadata.name".into(),
+                    message: format!("pod {}/{} is defined twice", d.namespace, d.name),
+                });
+            }
+        }
+        let mode = Mode::detect().map_err(Error::NoNamespaces)?;
+        std::fs::create_dir_all(&b.dir)
+            .map_err(|e| Error::io(format!("creating {}", b.dir.display()), e))?;
+        let dir = b
+            .dir
+            .canonicalize()
+            .map_err(|e| Error::io(format!("resolving {}", b.dir.display()), e))?;
+
+        let identity = tls::generate()?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", b.port))
+            .map_err(|e| Error::io(format!("listening on 127.0.0.1:{}", b.port), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listen address", e))?;
+        let server_url = format!("https://127.0.0.1:{}", addr.port());
+        let kubeconfig = tls::write_kubeconfig(&dir, &identity, &server_url, &b.context)?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("localkube")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the async runtime", e))?;
+        let spawner = Spawner::new().map_err(|e| Error::io("starting the spawner thread", e))?;
+        let cluster = Arc::new(Cluster {
+            inner: Mutex::new(Inner::default()),
+            ended: Condvar::new(),
+            mode,
+            spawner,
+            token: identity.token.clone(),
+            runtime: runtime.handle().clone(),
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let server_cluster = Arc::clone(&cluster);
+        let tls_config = Arc::clone(&identity.server_config);
+        let thread = std::thread::Builder::new()
+            .name("localkube-server".into())
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, tls_config, server_cluster, rx));
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })
+            .map_err(|e| Error::io("starting the server thread", e))?;
+        let kube = LocalKube {
+            cluster,
+            kubeconfig,
+            context: b.context.clone(),
+            server_url,
+            grace: b.grace,
+            shutdown: Mutex::new(Some((tx, thread))),
+        };
+
+        // Create every pod's folders first, then start the containers; any failure
+        // tears down what already runs (by dropping `kube`).
+        for d in &drafts {
+            let pod = pods::prepare(d, &dir, &b.images, addr.port())?;
+            let mut inner = kube.cluster.lock();
+            inner.pods.push(pod);
+            inner.bump();
+        }
+        let names: Vec<(String, String, Vec<String>)> = kube
+            .cluster
+            .lock()
+            .pods
+            .iter()
+            .map(|p| {
+                (
+                    p.namespace.clone(),
+                    p.name.clone(),
+                    p.containers.iter().map(|c| c.name.clone()).collect(),
+                )
+            })
+            .collect();
+        for (ns, pod, containers) in names {
+            for c in containers {
+                pods::start_container(&kube.cluster, &ns, &pod, &c)?;
+            }
+        }
+        tracing::info!(url = %kube.server_url, context = %kube.context, "localkube is up");
+        Ok(kube)
+    }
+
+    /// The kubeconfig written into the instance's folder.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The context name in that kubeconfig.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn server_url(&self) -> String {
+        self.server_url.clone()
+    }
+
+    /// The bearer token the API server accepts.
+    pub fn token(&self) -> &str {
+        &self.cluster.token
+    }
+
+    /// Every pod, as the API currently reports it.
+    pub fn pods(&self) -> Vec<PodInfo> {
+        let inner = self.cluster.lock();
+        inner
+            .pods
+            .iter()
+            .map(|p| PodInfo {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                phase: p.phase(),
+                labels: p.labels.clone(),
+                address: p.address(),
+                volumes: p.volumes.clone(),
+                containers: p
+                    .containers
+                    .iter()
+                    .map(|c| ContainerInfo {
+                        name: c.name.clone(),
+                        image: c.image.clone(),
+                        running: matches!(c.run, Run::Running { .. }),
+                        restart_count: c.restart_count,
+                        exit_code: match &c.run {
+                            Run::Ended(e) => Some(e.exit_code),
+                            Run::Running { .. } => None,
+                        },
+                        pid: match &c.run {
+                            Run::Running { process, .. } => Some(process.pid),
+                            Run::Ended(_) => None,
+                        },
+                        host_port: c.host_port,
+                        log_file: c.spec.log_file.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Switch on a fault for one pod. Faults add up; [`clear_faults`](Self::clear_faults) undoes them.
+    pub fn set_fault(&self, namespace: &str, pod: &str, fault: Fault) -> Result<(), Error> {
+        pods::set_fault(&self.cluster, namespace, pod, fault)
+    }
+
+    /// Undo every fault of a pod: exited containers are started again (restartCount + 1),
+    /// replaced programs restored. Problems are logged; see
+    /// [`try_clear_faults`](Self::try_clear_faults) to get them.
+    pub fn clear_faults(&self, namespace: &str, pod: &str) {
+        if let Err(e) = self.try_clear_faults(namespace, pod) {
+            tracing::warn!("clearing faults: {e}");
+        }
+    }
+
+    /// [`clear_faults`](Self::clear_faults) that reports problems.
+    pub fn try_clear_faults(&self, namespace: &str, pod: &str) -> Result<(), Error> {
+        pods::clear_faults(&self.cluster, namespace, pod)
+    }
+
+    /// Stop every container (SIGTERM, then SIGKILL after the grace period) and the
+    /// API server. Also done on drop; calling it twice is harmless.
+    pub fn shutdown(&self) {
+        let Some((tx, thread)) = self.shutdown.lock().ok().and_then(|mut s| s.take()) else {
+            return;
+        };
+        let running = |inner: &Inner| {
+            inner
+                .pods
+                .iter()
+                .flat_map(|p| &p.containers)
+                .filter_map(|c| match &c.run {
+                    Run::Running { process, .. } => Some(Arc::clone(process)),
+                    Run::Ended(_) => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let procs = running(&self.cluster.lock());
+        for p in &procs {
+            let _ = p.signal(libc::SIGTERM);
+        }
+        let none_left = |inner: &Inner| running(inner).is_empty();
+        if !self.cluster.wait_until(self.grace, none_left) {
+            for p in running(&self.cluster.lock()) {
+                let _ = p.signal(libc::SIGKILL);
+            }
+            if !self.cluster.wait_until(Duration::from_secs(5), none_left) {
+                // The reapers did not report: reap here so nothing is left behind.
+                for p in running(&self.cluster.lock()) {
+                    let _ = p.signal(libc::SIGKILL);
+                    let _ = p.wait();
+                }
+            }
+        }
+        let _ = tx.send(());
+        let _ = thread.join();
+        self.cluster.spawner.stop();
+    }
+}
+
+impl Drop for LocalKube {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

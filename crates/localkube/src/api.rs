@@ -1,0 +1,509 @@
+//! The REST endpoints: version, discovery, pods (list, get, log) and exec.
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube_selector::SelectorExt;
+use serde_json::{Value, json};
+
+use crate::exec::{self, StreamFaults, V4, V5};
+use crate::state::{Cluster, Run};
+use crate::status::{error, json_ok, pod_not_found};
+use crate::sys::nsexec::{self, ExecSpec};
+
+type Params = Query<Vec<(String, String)>>;
+
+fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn flag(q: &[(String, String)], key: &str) -> bool {
+    matches!(param(q, key), Some("true" | "1" | "True"))
+}
+
+pub(crate) async fn version() -> Response {
+    json_ok(&json!({
+        "major": "1",
+        "minor": "35",
+        "gitVersion": "v1.35.0-localkube",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-12-17T00:00:00Z",
+        "goVersion": "go1.25.5",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }))
+}
+
+pub(crate) async fn api_versions(headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    json_ok(&json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+    }))
+}
+
+pub(crate) async fn api_groups() -> Response {
+    json_ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+}
+
+pub(crate) async fn api_v1() -> Response {
+    json_ok(&json!({
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {"name": "namespaces", "singularName": "namespace", "namespaced": false,
+             "kind": "Namespace", "verbs": ["get", "list"], "shortNames": ["ns"]},
+            {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+             "verbs": ["get", "list"], "shortNames": ["po"], "categories": ["all"]},
+            {"name": "pods/exec", "singularName": "", "namespaced": true,
+             "kind": "PodExecOptions", "verbs": ["create", "get"]},
+            {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod",
+             "verbs": ["get"]},
+        ],
+    }))
+}
+
+pub(crate) async fn not_found() -> Response {
+    error(
+        404,
+        "the server could not find the requested resource",
+        Some(json!({})),
+    )
+}
+
+fn method_not_allowed(method: &Method) -> Response {
+    error(
+        405,
+        format!(
+            "the server does not allow this method on the requested resource ({method}); localkube serves get and list"
+        ),
+        Some(json!({})),
+    )
+}
+
+pub(crate) async fn list_all_pods(
+    State(c): State<Arc<Cluster>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    list(&c, None, &method, &headers, &q)
+}
+
+pub(crate) async fn list_pods(
+    State(c): State<Arc<Cluster>>,
+    Path(ns): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    list(&c, Some(&ns), &method, &headers, &q)
+}
+
+fn list(
+    c: &Cluster,
+    namespace: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+    q: &[(String, String)],
+) -> Response {
+    if method != Method::GET {
+        return method_not_allowed(method);
+    }
+    if flag(q, "watch") {
+        return error(
+            405,
+            "watch is not supported by localkube; list instead",
+            Some(json!({})),
+        );
+    }
+    let labels = match kube_selector::parse_label_selector(param(q, "labelSelector").unwrap_or(""))
+    {
+        Ok(s) => s,
+        Err(e) => return error(400, e.to_string(), None),
+    };
+    let field_text = param(q, "fieldSelector").unwrap_or("");
+    let fields = match kube_selector::parse_field_selector(field_text) {
+        Ok(s) => s,
+        Err(e) => {
+            return error(
+                400,
+                format!(
+                    "Unable to find \"/v1, Resource=pods\" that match label selector \"{}\", field selector \"{field_text}\": {e}",
+                    param(q, "labelSelector").unwrap_or("")
+                ),
+                None,
+            );
+        }
+    };
+    let inner = c.lock();
+    let rv = inner.resource_version;
+    let pods: Vec<Pod> = inner
+        .pods
+        .iter()
+        .filter(|p| namespace.is_none_or(|ns| p.namespace == ns))
+        .filter(|p| labels.matches(&p.labels))
+        .map(|p| p.to_pod(rv))
+        .filter(|p| fields.matches(p))
+        .collect();
+    drop(inner);
+    if wants_table(headers) {
+        return json_ok(&table(&pods, rv, param(q, "includeObject")));
+    }
+    json_ok(&json!({
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": pods,
+    }))
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+fn age(created: Option<Timestamp>) -> String {
+    let Some(t) = created else {
+        return "<unknown>".into();
+    };
+    let secs = Timestamp::now().as_second() - t.as_second();
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// The server-side table `kubectl get` prints.
+fn table(pods: &[Pod], rv: u64, include: Option<&str>) -> Value {
+    let rows: Vec<Value> = pods
+        .iter()
+        .map(|p| {
+            let statuses = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default();
+            let ready = statuses.iter().filter(|s| s.ready).count();
+            let restarts: i32 = statuses.iter().map(|s| s.restart_count).sum();
+            let mut shown = p
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            if let Some(reason) = statuses.iter().find_map(|s| {
+                s.state
+                    .as_ref()
+                    .and_then(|st| st.terminated.as_ref())
+                    .and_then(|t| t.reason.clone())
+            }) && shown == "Running"
+            {
+                shown = reason;
+            }
+            if p.metadata.deletion_timestamp.is_some() {
+                shown = "Terminating".into();
+            }
+            let object = match include {
+                Some("None") => Value::Null,
+                Some("Object") => serde_json::to_value(p).unwrap_or(Value::Null),
+                _ => json!({
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": p.metadata,
+                }),
+            };
+            json!({
+                "cells": [
+                    p.metadata.name,
+                    format!("{ready}/{}", statuses.len()),
+                    shown,
+                    restarts.to_string(),
+                    age(p.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+                    p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_else(|| "<none>".into()),
+                    p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| "<none>".into()),
+                ],
+                "object": object,
+            })
+        })
+        .collect();
+    let col = |name: &str, format: &str, priority: i32, description: &str| json!({"name": name, "type": "string", "format": format, "priority": priority, "description": description});
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": [
+            col("Name", "name", 0, "Name of the pod"),
+            col("Ready", "", 0, "Ready containers / all containers"),
+            col("Status", "", 0, "The pod's phase or the reason it is not running"),
+            col("Restarts", "", 0, "Container restarts"),
+            col("Age", "", 0, "Time since creation"),
+            col("IP", "", 1, "Pod IP"),
+            col("Node", "", 1, "Node name"),
+        ],
+        "rows": rows,
+    })
+}
+
+pub(crate) async fn list_namespaces(State(c): State<Arc<Cluster>>) -> Response {
+    let mut names: Vec<String> = c.lock().pods.iter().map(|p| p.namespace.clone()).collect();
+    names.push("default".into());
+    names.sort();
+    names.dedup();
+    let items: Vec<Value> = names.iter().map(|n| namespace_obj(n)).collect();
+    json_ok(&json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}))
+}
+
+fn namespace_obj(name: &str) -> Value {
+    json!({
+        "kind": "Namespace", "apiVersion": "v1",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+pub(crate) async fn get_namespace(
+    State(c): State<Arc<Cluster>>,
+    Path(ns): Path<String>,
+) -> Response {
+    let known = ns == "default" || c.lock().pods.iter().any(|p| p.namespace == ns);
+    if known {
+        json_ok(&namespace_obj(&ns))
+    } else {
+        error(
+            404,
+            format!("namespaces \"{ns}\" not found"),
+            Some(json!({"name": ns, "kind": "namespaces"})),
+        )
+    }
+}
+
+pub(crate) async fn get_pod(
+    State(c): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+    method: Method,
+) -> Response {
+    if method != Method::GET {
+        return method_not_allowed(&method);
+    }
+    let inner = c.lock();
+    match inner.pod(&ns, &name) {
+        Some(p) => json_ok(&p.to_pod(inner.resource_version)),
+        None => pod_not_found(&name),
+    }
+}
+
+/// Pick the container a request means: the named one, or the only one.
+fn choose_container<'a>(
+    pod: &'a crate::state::PodState,
+    wanted: Option<&str>,
+) -> Result<&'a crate::state::ContainerState_, Response> {
+    let names = || {
+        pod.containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match wanted.filter(|w| !w.is_empty()) {
+        Some(w) => pod.containers.iter().find(|c| c.name == w).ok_or_else(|| {
+            error(
+                400,
+                format!("container {w} is not valid for pod {}", pod.name),
+                None,
+            )
+        }),
+        None if pod.containers.len() == 1 => Ok(&pod.containers[0]),
+        None => Err(error(
+            400,
+            format!(
+                "a container name must be specified for pod {}, choose one of: [{}]",
+                pod.name,
+                names()
+            ),
+            None,
+        )),
+    }
+}
+
+pub(crate) async fn pod_log(
+    State(c): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Params,
+) -> Response {
+    let file = {
+        let inner = c.lock();
+        let Some(pod) = inner.pod(&ns, &name) else {
+            return pod_not_found(&name);
+        };
+        match choose_container(pod, param(&q, "container")) {
+            Ok(container) => container.spec.log_file.clone(),
+            Err(r) => return r,
+        }
+    };
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/plain")], bytes).into_response(),
+        Err(e) => error(500, format!("reading log {}: {e}", file.display()), None),
+    }
+}
+
+pub(crate) async fn exec(
+    State(c): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Params,
+    req: Request,
+) -> Response {
+    let argv: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let (stdin, stdout, stderr) = (flag(&q, "stdin"), flag(&q, "stdout"), flag(&q, "stderr"));
+    // Find the target and apply faults before anything is upgraded, as the API
+    // server does: these are plain HTTP errors with a Status body.
+    let (spec, faults) = {
+        let inner = c.lock();
+        let Some(pod) = inner.pod(&ns, &name) else {
+            return pod_not_found(&name);
+        };
+        if let Some(code) = pod.faults.exec_refused {
+            let message = if code == 403 {
+                format!(
+                    "pods \"{name}\" is forbidden: User \"localkube\" cannot create resource \"pods/exec\" in API group \"\" in the namespace \"{ns}\""
+                )
+            } else {
+                format!(
+                    "error executing command in container: localkube fault: exec refused with {code}"
+                )
+            };
+            return error(code, message, Some(json!({"name": name, "kind": "pods"})));
+        }
+        let phase = pod.phase();
+        if phase == "Pending" {
+            return error(
+                400,
+                format!("pod {name} does not have a host assigned"),
+                None,
+            );
+        }
+        if phase != "Running" {
+            return error(
+                400,
+                format!(
+                    "cannot exec into a container in a completed pod; current phase is {phase}"
+                ),
+                None,
+            );
+        }
+        let container = match choose_container(pod, param(&q, "container")) {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let Run::Running { process, .. } = &container.run else {
+            return error(
+                400,
+                format!(
+                    "container {} is not running in pod {name} (it has terminated)",
+                    container.name
+                ),
+                None,
+            );
+        };
+        if argv.is_empty() {
+            return error(400, "you must specify at least 1 command", None);
+        }
+        if !(stdin || stdout || stderr) {
+            return error(
+                400,
+                "you must specify at least 1 of stdin, stdout, stderr",
+                None,
+            );
+        }
+        let target = match process.pidfd.as_fd().try_clone_to_owned() {
+            Ok(fd) => fd,
+            Err(e) => return error(500, format!("cannot reach the container: {e}"), None),
+        };
+        (
+            ExecSpec {
+                target,
+                mode: c.mode,
+                argv: argv.clone(),
+                env: container.spec.env.clone(),
+                working_dir: container
+                    .spec
+                    .working_dir
+                    .clone()
+                    .unwrap_or_else(|| "/".into()),
+                stdin,
+            },
+            StreamFaults {
+                cut_after: pod.faults.cut_after,
+                bytes_per_sec: pod.faults.bytes_per_sec,
+            },
+        )
+    };
+    let (mut parts, _body) = req.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(u) => u,
+        Err(_) => {
+            return error(
+                400,
+                format!(
+                    "upgrade request required: localkube serves exec over WebSocket ({V5}, {V4}), not SPDY"
+                ),
+                None,
+            );
+        }
+    };
+    let upgrade = upgrade.protocols([V5, V4]);
+    let protocol = match upgrade.selected_protocol().and_then(|p| p.to_str().ok()) {
+        Some(V5) => V5,
+        Some(V4) => V4,
+        _ => {
+            return error(
+                400,
+                format!(
+                    "none of the requested WebSocket subprotocols is supported; localkube speaks {V5} and {V4}"
+                ),
+                None,
+            );
+        }
+    };
+    let cluster = Arc::clone(&c);
+    let process =
+        match tokio::task::spawn_blocking(move || nsexec::spawn(&cluster.spawner, spec)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                return error(
+                    500,
+                    format!("error executing command in container: {e}"),
+                    None,
+                );
+            }
+            Err(e) => {
+                return error(
+                    500,
+                    format!("error executing command in container: {e}"),
+                    None,
+                );
+            }
+        };
+    upgrade
+        .max_frame_size(1 << 20)
+        .on_upgrade(move |socket| exec::session(socket, process, protocol, argv, faults))
+}

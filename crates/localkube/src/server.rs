@@ -1,0 +1,108 @@
+//! HTTPS on 127.0.0.1: TLS handshake, bearer-token check, routing.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{any, get};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api;
+use crate::state::Cluster;
+use crate::status;
+
+fn router(cluster: Arc<Cluster>) -> Router {
+    Router::new()
+        .route("/version", get(api::version))
+        .route("/api", get(api::api_versions))
+        .route("/api/v1", get(api::api_v1))
+        .route("/apis", get(api::api_groups))
+        .route("/api/v1/pods", any(api::list_all_pods))
+        .route("/api/v1/namespaces", get(api::list_namespaces))
+        .route("/api/v1/namespaces/{ns}", get(api::get_namespace))
+        .route("/api/v1/namespaces/{ns}/pods", any(api::list_pods))
+        .route("/api/v1/namespaces/{ns}/pods/{name}", any(api::get_pod))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(api::pod_log))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/exec", any(api::exec))
+        .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&cluster),
+            authenticate,
+        ))
+        .with_state(cluster)
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authenticate(State(cluster): State<Arc<Cluster>>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| same(t.trim().as_bytes(), cluster.token.as_bytes()));
+    if !ok {
+        return status::error(401, "Unauthorized", None);
+    }
+    next.run(req).await
+}
+
+/// Accept connections until `shutdown` fires.
+pub(crate) async fn serve(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    cluster: Arc<Cluster>,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(listener))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot serve: {e}");
+            return;
+        }
+    };
+    let acceptor = TlsAcceptor::from(tls);
+    let app = router(cluster);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, peer)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                connections.spawn(async move {
+                    let tls = match acceptor.accept(tcp).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            return;
+                        }
+                    };
+                    let service = TowerToHyperService::new(app);
+                    let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .http1_only()
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .await;
+                    if let Err(e) = conn {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.abort_all();
+}

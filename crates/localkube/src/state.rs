@@ -1,0 +1,429 @@
+//! The cluster's pods: their containers' processes, faults, and how they look as
+//! Kubernetes `Pod` objects.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Pod, PodCondition, PodIP, PodSpec, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::sys::container::ContainerSpec;
+use crate::sys::{ChildProcess, Mode, Spawner};
+
+/// The node name pods report.
+pub(crate) const NODE_NAME: &str = "localkube";
+/// Annotation listing each container's host port, e.g. `app=41234`.
+pub const PORTS_ANNOTATION: &str = "localkube.dev/host-ports";
+
+/// How a container's last run ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    pub exit_code: i32,
+    pub reason: String,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Run {
+    Running {
+        process: Arc<ChildProcess>,
+        started: Timestamp,
+    },
+    Ended(Ended),
+}
+
+#[derive(Debug)]
+pub(crate) struct ContainerState_ {
+    pub name: String,
+    pub image: String,
+    pub executable: PathBuf,
+    pub spec: ContainerSpec,
+    pub host_port: Option<u16>,
+    pub run: Run,
+    pub restart_count: i32,
+    pub last: Option<Ended>,
+    /// Bumped on every start, so a late exit report of an old process is ignored.
+    pub generation: u64,
+    /// A fault stopped it: report this exit code when the process is gone.
+    pub planned_exit: Option<i32>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Faults {
+    pub exec_refused: Option<u16>,
+    pub cut_after: Option<usize>,
+    pub bytes_per_sec: Option<u64>,
+    pub phase: Option<String>,
+    pub deletion: Option<Timestamp>,
+    /// (container, path inside it) replaced by a bind mount.
+    pub replaced: Vec<(String, PathBuf)>,
+    /// Containers stopped by `ContainerExited`, restarted by `clear_faults`.
+    pub exited: Vec<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PodState {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub owner: Option<(String, String)>,
+    pub spec: PodSpec,
+    pub created: Timestamp,
+    /// `DIR/pods/<ns>_<pod>`: volumes, container roots and logs.
+    #[allow(dead_code)]
+    pub dir: PathBuf,
+    pub volumes: BTreeMap<String, PathBuf>,
+    pub containers: Vec<ContainerState_>,
+    pub faults: Faults,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    pub pods: Vec<PodState>,
+    pub resource_version: u64,
+}
+
+impl Inner {
+    pub(crate) fn pod(&self, namespace: &str, name: &str) -> Option<&PodState> {
+        self.pods
+            .iter()
+            .find(|p| p.namespace == namespace && p.name == name)
+    }
+
+    pub(crate) fn pod_mut(&mut self, namespace: &str, name: &str) -> Option<&mut PodState> {
+        self.pods
+            .iter_mut()
+            .find(|p| p.namespace == namespace && p.name == name)
+    }
+
+    pub(crate) fn bump(&mut self) {
+        self.resource_version += 1;
+    }
+}
+
+/// Shared by the API server, the reapers and the [`crate::LocalKube`] handle.
+pub(crate) struct Cluster {
+    pub inner: Mutex<Inner>,
+    /// Signalled whenever a container process ends.
+    pub ended: Condvar,
+    pub mode: Mode,
+    pub spawner: Spawner,
+    pub token: String,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl Cluster {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait (up to `timeout`) until `done` holds.
+    pub(crate) fn wait_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Inner) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.lock();
+        loop {
+            if done(&guard) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = match self.ended.wait_timeout(guard, deadline - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Watch a freshly started process and record its end.
+    pub(crate) fn reap(
+        self: &Arc<Self>,
+        namespace: String,
+        pod: String,
+        container: String,
+        generation: u64,
+        process: Arc<ChildProcess>,
+    ) {
+        let cluster = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let status = crate::exec::wait_exit(&process).await;
+            let mut inner = cluster.lock();
+            if let Some(c) = inner
+                .pod_mut(&namespace, &pod)
+                .and_then(|p| p.containers.iter_mut().find(|c| c.name == container))
+                && c.generation == generation
+                && let Run::Running { started, .. } = &c.run
+            {
+                let code = c.planned_exit.take().unwrap_or(match status {
+                    Ok(code) => code,
+                    Err(_) => 255,
+                });
+                tracing::debug!(%namespace, %pod, %container, code, "container process ended");
+                c.run = Run::Ended(Ended {
+                    exit_code: code,
+                    reason: if code == 0 { "Completed" } else { "Error" }.into(),
+                    started: *started,
+                    finished: Timestamp::now(),
+                });
+                inner.bump();
+            }
+            drop(inner);
+            cluster.ended.notify_all();
+        });
+    }
+}
+
+fn time(t: Timestamp) -> Time {
+    Time(t)
+}
+
+impl PodState {
+    /// The phase the pod reports (a `Phase` fault wins).
+    pub(crate) fn phase(&self) -> String {
+        if let Some(p) = &self.faults.phase {
+            return p.clone();
+        }
+        let running = self
+            .containers
+            .iter()
+            .any(|c| matches!(c.run, Run::Running { .. }));
+        if running {
+            return "Running".into();
+        }
+        let all_ok = self.containers.iter().all(|c| match &c.run {
+            Run::Ended(e) => e.exit_code == 0,
+            Run::Running { .. } => true,
+        });
+        match self.spec.restart_policy.as_deref().unwrap_or("Always") {
+            "Never" if all_ok => "Succeeded".into(),
+            "Never" => "Failed".into(),
+            "OnFailure" if all_ok => "Succeeded".into(),
+            _ => "Running".into(),
+        }
+    }
+
+    pub(crate) fn address(&self) -> Option<SocketAddr> {
+        self.containers
+            .iter()
+            .find_map(|c| c.host_port)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+    }
+
+    /// The pod as the API server shows it.
+    pub(crate) fn to_pod(&self, resource_version: u64) -> Pod {
+        let phase = self.phase();
+        let pending = phase == "Pending";
+        let finished = phase == "Succeeded" || phase == "Failed";
+        let mut annotations = self.annotations.clone();
+        let ports: Vec<String> = self
+            .containers
+            .iter()
+            .filter_map(|c| c.host_port.map(|p| format!("{}={p}", c.name)))
+            .collect();
+        if !ports.is_empty() {
+            annotations.insert(PORTS_ANNOTATION.into(), ports.join(","));
+        }
+        let metadata = ObjectMeta {
+            name: Some(self.name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid: Some(self.uid.clone()),
+            labels: Some(self.labels.clone()),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            creation_timestamp: Some(time(self.created)),
+            resource_version: Some(resource_version.to_string()),
+            generate_name: self.owner.as_ref().map(|(_, rs)| format!("{rs}-")),
+            owner_references: self.owner.as_ref().map(|(_, rs)| {
+                vec![OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: rs.clone(),
+                    uid: format!("{}-rs", self.uid),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                }]
+            }),
+            deletion_timestamp: self.faults.deletion.map(time),
+            deletion_grace_period_seconds: self.faults.deletion.map(|_| 30),
+            ..Default::default()
+        };
+        let mut spec = self.spec.clone();
+        if !pending {
+            spec.node_name = Some(NODE_NAME.into());
+        }
+        spec.restart_policy.get_or_insert_with(|| "Always".into());
+        spec.scheduler_name
+            .get_or_insert_with(|| "default-scheduler".into());
+        spec.service_account_name
+            .get_or_insert_with(|| "default".into());
+        spec.termination_grace_period_seconds.get_or_insert(30);
+        spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+        for (cs, c) in spec.containers.iter_mut().zip(&self.containers) {
+            if let (Some(port), Some(first)) =
+                (c.host_port, cs.ports.as_mut().and_then(|p| p.first_mut()))
+            {
+                first.host_port = Some(i32::from(port));
+            }
+            cs.termination_message_path
+                .get_or_insert_with(|| "/dev/termination-log".into());
+            cs.image_pull_policy
+                .get_or_insert_with(|| "IfNotPresent".into());
+        }
+        let statuses: Vec<ContainerStatus> = self
+            .containers
+            .iter()
+            .map(|c| container_status(self, c, pending, finished, &phase))
+            .collect();
+        let all_ready = !pending && statuses.iter().all(|s| s.ready);
+        let cond = |type_: &str, ok: bool, reason: Option<&str>| PodCondition {
+            type_: type_.into(),
+            status: if ok { "True" } else { "False" }.into(),
+            reason: reason.map(str::to_string),
+            last_transition_time: Some(time(self.created)),
+            ..Default::default()
+        };
+        let conditions = if pending {
+            vec![cond("PodScheduled", false, Some("Unschedulable"))]
+        } else {
+            vec![
+                cond("PodReadyToStartContainers", true, None),
+                cond("Initialized", true, None),
+                cond(
+                    "Ready",
+                    all_ready,
+                    (!all_ready).then_some("ContainersNotReady"),
+                ),
+                cond(
+                    "ContainersReady",
+                    all_ready,
+                    (!all_ready).then_some("ContainersNotReady"),
+                ),
+                cond("PodScheduled", true, None),
+            ]
+        };
+        let ip = (!pending).then(|| "127.0.0.1".to_string());
+        let status = PodStatus {
+            phase: Some(phase.clone()),
+            conditions: Some(conditions),
+            host_ip: ip.clone(),
+            host_ips: ip
+                .clone()
+                .map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]),
+            pod_ip: ip.clone(),
+            pod_ips: ip.map(|ip| vec![PodIP { ip }]),
+            start_time: (!pending).then(|| time(self.created)),
+            container_statuses: Some(statuses),
+            qos_class: Some("BestEffort".into()),
+            ..Default::default()
+        };
+        Pod {
+            metadata,
+            spec: Some(spec),
+            status: Some(status),
+        }
+    }
+}
+
+fn terminated(e: &Ended, container_id: &str) -> ContainerStateTerminated {
+    ContainerStateTerminated {
+        exit_code: e.exit_code,
+        reason: Some(e.reason.clone()),
+        started_at: Some(time(e.started)),
+        finished_at: Some(time(e.finished)),
+        container_id: Some(container_id.to_string()),
+        ..Default::default()
+    }
+}
+
+fn container_status(
+    pod: &PodState,
+    c: &ContainerState_,
+    pending: bool,
+    finished: bool,
+    phase: &str,
+) -> ContainerStatus {
+    let container_id = format!(
+        "localkube://{}/{}/{}/{}",
+        pod.namespace, pod.name, c.name, c.generation
+    );
+    let (state, ready) = if pending {
+        (
+            ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("ContainerCreating".into()),
+                    message: None,
+                }),
+                ..Default::default()
+            },
+            false,
+        )
+    } else if finished && pod.faults.phase.is_some() {
+        // A phase fault: show the containers as ended the way that phase implies.
+        let code = if phase == "Succeeded" { 0 } else { 1 };
+        let now = Timestamp::now();
+        (
+            ContainerState {
+                terminated: Some(terminated(
+                    &Ended {
+                        exit_code: code,
+                        reason: if code == 0 { "Completed" } else { "Error" }.into(),
+                        started: pod.created,
+                        finished: now,
+                    },
+                    &container_id,
+                )),
+                ..Default::default()
+            },
+            false,
+        )
+    } else {
+        match &c.run {
+            Run::Running { started, .. } => (
+                ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: Some(time(*started)),
+                    }),
+                    ..Default::default()
+                },
+                true,
+            ),
+            Run::Ended(e) => (
+                ContainerState {
+                    terminated: Some(terminated(e, &container_id)),
+                    ..Default::default()
+                },
+                false,
+            ),
+        }
+    };
+    ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        image_id: format!("localkube://{}", c.executable.display()),
+        container_id: Some(container_id.clone()),
+        ready,
+        started: Some(ready),
+        restart_count: c.restart_count,
+        state: Some(state),
+        last_state: c.last.as_ref().map(|e| ContainerState {
+            terminated: Some(terminated(e, &container_id)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,128 @@
+//! The cluster's identity: a fresh CA, a server certificate for 127.0.0.1 signed
+//! by it, a random bearer token, and the kubeconfig that ties them together.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::Rng;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::Error;
+
+/// The certificates and token of one localkube instance.
+pub(crate) struct Identity {
+    pub ca_pem: String,
+    pub server_config: Arc<rustls::ServerConfig>,
+    pub token: String,
+}
+
+fn tls_err(what: &str) -> impl FnOnce(rcgen::Error) -> Error + '_ {
+    move |e| Error::Tls(format!("{what}: {e}"))
+}
+
+/// Generate a CA and a server certificate valid for `127.0.0.1` and `localhost`.
+pub(crate) fn generate() -> Result<Identity, Error> {
+    let ca_key = KeyPair::generate().map_err(tls_err("CA key"))?;
+    let mut ca_params = CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "localkube-ca");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_err("CA"))?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let server_key = KeyPair::generate().map_err(tls_err("server key"))?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string()])
+        .map_err(tls_err("server certificate"))?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localkube-apiserver");
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = params
+        .signed_by(&server_key, &issuer)
+        .map_err(tls_err("server certificate"))?;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![
+                CertificateDer::from(server_cert.der().to_vec()),
+                CertificateDer::from(ca_cert.der().to_vec()),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    // HTTP/1.1 only: WebSocket exec needs it, and every client speaks it.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+
+    let mut rng = rand::rng();
+    let token: String = (0..40)
+        .map(|_| {
+            const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+            CHARS[rng.random_range(0..CHARS.len())] as char
+        })
+        .collect();
+    Ok(Identity {
+        ca_pem: ca_cert.pem(),
+        server_config: Arc::new(config),
+        token,
+    })
+}
+
+/// Write `ca.crt` and `kubeconfig` into `dir`; returns the kubeconfig's path.
+pub(crate) fn write_kubeconfig(
+    dir: &Path,
+    identity: &Identity,
+    server_url: &str,
+    context: &str,
+) -> Result<PathBuf, Error> {
+    let ca_path = dir.join("ca.crt");
+    write_file(&ca_path, identity.ca_pem.as_bytes())?;
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [{
+            "name": context,
+            "cluster": {"server": server_url, "certificate-authority": ca_path},
+        }],
+        "users": [{"name": context, "user": {"token": identity.token}}],
+        "contexts": [{
+            "name": context,
+            "context": {"cluster": context, "user": context, "namespace": "default"},
+        }],
+        "current-context": context,
+    });
+    let text = serde_yaml::to_string(&config)
+        .map_err(|e| Error::Config(format!("cannot render kubeconfig: {e}")))?;
+    let path = dir.join("kubeconfig");
+    write_file(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// Write through a temporary name, so readers never see half a file.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}

@@ -1,0 +1,3 @@
+module example.com/localkube-testapp
+
+go 1.27
