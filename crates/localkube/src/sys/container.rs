@@ -407,7 +407,6 @@ struct Prepared {
     log: File,
     devnull: File,
     err_w: OwnedFd,
-    parent_pid: i32,
 }
 
 /// Start the container; returns once its program has been executed (or failed to).
@@ -434,7 +433,6 @@ pub(crate) fn start(
         log,
         devnull,
         err_w,
-        parent_pid: std::process::id() as i32,
     };
     let flags = mode.clone_flags();
     let child = spawner.call(move || {
@@ -482,9 +480,6 @@ unsafe fn container_child(p: &Prepared) -> ! {
             0,
             0,
         );
-        if libc::getppid() != p.parent_pid {
-            libc::_exit(1);
-        }
         for (i, op) in p.plan.ops.iter().enumerate() {
             if !run_op(op) {
                 child_fail(err_fd, i as u32, errno());
