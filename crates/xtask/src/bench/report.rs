@@ -56,35 +56,42 @@ pub fn run(args: &Args) -> Result<()> {
         for cmd in ["percent", "textfmt"] {
             let case = Case::new(cmd, dir)?;
             case.verify(&ours, &theirs)?;
-            let (go_t, go_rss, our_t, our_rss) = case.measure(&ours, &theirs, args.runs)?;
+            let (go, ours_m) = case.measure(&ours, &theirs, args.runs)?;
             println!(
-                "  {cmd:<8} go tool covdata {:>8.3} s {:>7.1} MB | cov-report {:>8.3} s {:>7.1} MB | {:>5.1}x faster, {:.2}x the memory",
-                go_t.as_secs_f64(),
-                go_rss as f64 / 1e6,
-                our_t.as_secs_f64(),
-                our_rss as f64 / 1e6,
-                go_t.as_secs_f64() / our_t.as_secs_f64(),
-                our_rss as f64 / go_rss as f64,
+                "  {cmd:<8} go tool covdata {:>7.3} s wall {:>7.3} s cpu {:>6.1} MB | cov-report {:>7.3} s wall {:>7.3} s cpu {:>6.1} MB",
+                go.wall.as_secs_f64(),
+                go.cpu.as_secs_f64(),
+                go.rss as f64 / 1e6,
+                ours_m.wall.as_secs_f64(),
+                ours_m.cpu.as_secs_f64(),
+                ours_m.rss as f64 / 1e6,
             );
-            medians.push((runs, cmd, go_t, our_t));
+            println!(
+                "  {:<8} ratio: {:.1}x faster (wall), {:.1}x less cpu, {:.2}x the peak RSS",
+                "",
+                go.wall.as_secs_f64() / ours_m.wall.as_secs_f64(),
+                go.cpu.as_secs_f64() / ours_m.cpu.as_secs_f64(),
+                ours_m.rss as f64 / go.rss as f64,
+            );
+            medians.push((runs, cmd, go, ours_m));
         }
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!();
+    println!("load average while measuring: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     println!("scaling from {SMALL_RUNS} to {FULL_RUNS} counter files (10x the data):");
     for cmd in ["percent", "textfmt"] {
-        let get = |runs| {
-            medians
-                .iter()
-                .find(|m| m.0 == runs && m.1 == cmd)
-                .map(|m| (m.2, m.3))
-                .unwrap_or_default()
+        let get = |runs| medians.iter().find(|m| m.0 == runs && m.1 == cmd).map(|m| (m.2, m.3));
+        let (Some((g1, o1)), Some((g2, o2))) = (get(SMALL_RUNS), get(FULL_RUNS)) else {
+            continue;
         };
-        let (g1, o1) = get(SMALL_RUNS);
-        let (g2, o2) = get(FULL_RUNS);
+        let x = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
         println!(
-            "  {cmd:<8} go tool covdata {:>5.2}x time | cov-report {:>5.2}x time",
-            g2.as_secs_f64() / g1.as_secs_f64(),
-            o2.as_secs_f64() / o1.as_secs_f64()
+            "  {cmd:<8} go tool covdata {:>5.2}x wall {:>5.2}x cpu | cov-report {:>5.2}x wall {:>5.2}x cpu",
+            x(g1.wall, g2.wall),
+            x(g1.cpu, g2.cpu),
+            x(o1.wall, o2.wall),
+            x(o1.cpu, o2.cpu),
         );
     }
     Ok(())
@@ -283,20 +290,37 @@ impl Case {
         Ok(())
     }
 
-    /// Alternate the tools; medians of wall time and peak RSS (bytes).
-    fn measure(&self, ours: &Path, theirs: &Path, runs: usize) -> Result<(Duration, u64, Duration, u64)> {
+    /// Alternate the tools; per tool the medians of wall time, CPU time
+    /// and peak RSS.
+    fn measure(&self, ours: &Path, theirs: &Path, runs: usize) -> Result<(Measured, Measured)> {
         let go_out = self.out.path().join("go.out");
         let our_out = self.out.path().join("ours.out");
-        let (mut gt, mut gr, mut ot, mut or) = (vec![], vec![], vec![], vec![]);
+        let (mut go, mut us) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            let (t, r) = timed(theirs, &self.go_args(&go_out))?;
-            gt.push(t);
-            gr.push(r);
-            let (t, r) = timed(ours, &self.our_args(&our_out))?;
-            ot.push(t);
-            or.push(r);
+            go.push(timed(theirs, &self.go_args(&go_out))?);
+            us.push(timed(ours, &self.our_args(&our_out))?);
         }
-        Ok((median(gt), median(gr), median(ot), median(or)))
+        Ok((Measured::median(&go), Measured::median(&us)))
+    }
+}
+
+/// One run (or the medians of several).
+#[derive(Clone, Copy)]
+struct Measured {
+    wall: Duration,
+    /// User + system CPU time: steadier than wall time on a busy machine.
+    cpu: Duration,
+    /// Peak resident set size in bytes.
+    rss: u64,
+}
+
+impl Measured {
+    fn median(v: &[Measured]) -> Measured {
+        Measured {
+            wall: median(v.iter().map(|m| m.wall).collect()),
+            cpu: median(v.iter().map(|m| m.cpu).collect()),
+            rss: median(v.iter().map(|m| m.rss).collect()),
+        }
     }
 }
 
@@ -305,8 +329,8 @@ fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
-/// Run to completion with stdout discarded; wall time and peak RSS.
-fn timed(bin: &Path, args: &[String]) -> Result<(Duration, u64)> {
+/// Run to completion with stdout discarded; wall time, CPU time, peak RSS.
+fn timed(bin: &Path, args: &[String]) -> Result<Measured> {
     let start = Instant::now();
     let child = Command::new(bin)
         .args(args)
@@ -326,8 +350,13 @@ fn timed(bin: &Path, args: &[String]) -> Result<(Duration, u64)> {
         "{} {args:?} failed (status {status})",
         bin.display()
     );
-    // Linux reports ru_maxrss in KiB.
-    Ok((wall, usage.ru_maxrss as u64 * 1024))
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Measured {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        // Linux reports ru_maxrss in KiB.
+        rss: usage.ru_maxrss as u64 * 1024,
+    })
 }
 
 /// A scratch folder removed on drop (xtask has no tempfile dependency).
