@@ -94,6 +94,12 @@ pub fn run(args: &Args) -> Result<()> {
             x(o1.cpu, o2.cpu),
         );
     }
+    println!();
+    let src = data.full.parent().map(|r| r.join("src")).unwrap_or_default();
+    let goroot = std::fs::canonicalize(&go)
+        .ok()
+        .and_then(|g| Some(g.parent()?.parent()?.to_path_buf()));
+    super::formats::run(&ours, &data.full, &src, goroot.as_deref(), args.runs)?;
     Ok(())
 }
 
