@@ -277,6 +277,116 @@ impl<'a> CounterFile<'a> {
     }
 }
 
+impl CounterFile<'_> {
+    /// Merge every remaining function of the first segment into `counts`:
+    /// `slots(package, function)` gives a function's slot range (`None`:
+    /// unknown function, recorded in `unknown`, its values skipped).
+    /// Returns whether a sum saturated. This is the reader's hot path: for
+    /// the ULEB128 flavor it is one tight loop over the bytes.
+    pub fn merge_into(
+        &mut self,
+        slots: impl Fn(u32, u32) -> Option<(usize, usize)>,
+        counts: &mut [u32],
+        merge: Merge,
+        unknown: &mut Vec<(u32, u32)>,
+    ) -> Result<bool, Corruption> {
+        if self.flavor == Flavor::Uleb128 {
+            let r = match merge {
+                Merge::Set => self.merge_uleb::<true>(slots, counts, unknown),
+                Merge::Add | Merge::Replace => self.merge_uleb::<false>(slots, counts, unknown),
+            };
+            if let Some(ovf) = r {
+                return Ok(ovf);
+            }
+            // Ran out of bytes: the body is truncated.
+            let end = self.body.buffer().len();
+            self.body.set_pos(end);
+            return Err(self
+                .body
+                .err(CorruptionKind::Truncated("function counters")));
+        }
+        let mut overflow = false;
+        while let Some(h) = self.next_header()? {
+            let dst: &mut [u32] = match slots(h.package, h.function) {
+                Some((start, len)) => counts.get_mut(start..start + len).unwrap_or_default(),
+                None => {
+                    unknown.push((h.package, h.function));
+                    &mut []
+                }
+            };
+            self.read_counters(h.count, dst, merge, &mut overflow)?;
+        }
+        Ok(overflow)
+    }
+
+    fn merge_uleb<const SET: bool>(
+        &mut self,
+        slots: impl Fn(u32, u32) -> Option<(usize, usize)>,
+        counts: &mut [u32],
+        unknown: &mut Vec<(u32, u32)>,
+    ) -> Option<bool> {
+        let buf = self.body.buffer();
+        let mut pos = self.body.pos();
+        let mut ovf = false;
+        // Locals, not fields, in the loop: keeps them in registers.
+        let mut functions = self.functions;
+        while functions > 0 {
+            functions -= 1;
+            let n = uleb_at(buf, &mut pos)? as u32 as usize;
+            let package = uleb_at(buf, &mut pos)? as u32;
+            let function = uleb_at(buf, &mut pos)? as u32;
+            let dst: &mut [u32] = match slots(package, function) {
+                Some((start, len)) => counts.get_mut(start..start + len).unwrap_or_default(),
+                None => {
+                    unknown.push((package, function));
+                    &mut []
+                }
+            };
+            let m = n.min(dst.len());
+            for d in &mut dst[..m] {
+                let v = uleb_at(buf, &mut pos)? as u32;
+                if SET {
+                    *d |= u32::from(v != 0);
+                } else {
+                    let (sum, o) = d.overflowing_add(v);
+                    *d = if o { u32::MAX } else { sum };
+                    ovf |= o;
+                }
+            }
+            for _ in m..n {
+                uleb_at(buf, &mut pos)?;
+            }
+        }
+        self.functions = 0;
+        self.body.set_pos(pos);
+        Some(ovf)
+    }
+}
+
+/// One ULEB128 value at `pos` (bits past the 64th dropped, as Go does);
+/// `None` if the buffer ends first.
+#[inline(always)]
+fn uleb_at(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let b = *buf.get(*pos)?;
+    *pos += 1;
+    if b < 0x80 {
+        return Some(u64::from(b));
+    }
+    let mut value = u64::from(b & 0x7f);
+    let mut shift = 7u32;
+    loop {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        if shift < 64 {
+            value |= u64::from(b & 0x7f) << shift;
+        }
+        if b < 0x80 {
+            return Some(value);
+        }
+        shift += 7;
+    }
+}
+
 /// How a decoded counter value is combined into its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Merge {
@@ -363,4 +473,3 @@ fn read_uleb_counters(
     r.set_pos(pos);
     Ok(())
 }
-

@@ -53,6 +53,22 @@
 //! # Ok::<(), covdata::Error>(())
 //! ```
 //!
+//! # Where this differs from `go tool covdata`
+//!
+//! Standard output for valid input is identical (golden tests check it).
+//! Deliberately different:
+//! - input folders are searched recursively; a file reached twice through
+//!   overlapping inputs or symlinks is read once (the same bytes under two
+//!   names still count twice, as separate processes do);
+//! - foreign, half-written (`tmp.cov…`) and orphaned counter files produce
+//!   [`Warning`]s instead of silence; no data at all is [`Error::NoData`];
+//! - damaged input Go would panic on is an [`Error::Corrupt`]; counters
+//!   for a function with more values than blocks are cut, with fewer are
+//!   padded with zeros; names that are not UTF-8 get replacement characters;
+//! - blocks at identical positions in different functions (only possible
+//!   when different builds of a package are merged) have no stable order in
+//!   Go; here they are ordered by function name (see [`format`]).
+//!
 //! # Errors
 //!
 //! Every failure is an [`Error`] naming the file; damaged bytes give

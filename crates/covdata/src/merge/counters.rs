@@ -99,18 +99,15 @@ impl Tally {
         } else {
             Merge::Add
         };
-        while let Some(h) = file.next_header()? {
-            // Counters beyond the function's units are ignored, missing
-            // ones count as zero (Go would index out of range).
-            let dst: &mut [u32] = match layout.function(h.package, h.function) {
-                Some((start, len)) => &mut self.counts[start..start + len],
-                None => {
-                    self.unknown.push((h.package, h.function));
-                    &mut []
-                }
-            };
-            file.read_counters(h.count, dst, merge, &mut self.overflow)?;
-        }
+        // Counters beyond a function's units are ignored, missing ones
+        // count as zero (Go would index out of range).
+        let ovf = file.merge_into(
+            |p, f| layout.function(p, f),
+            &mut self.counts,
+            merge,
+            &mut self.unknown,
+        )?;
+        self.overflow |= ovf;
         Ok(())
     }
 

@@ -40,11 +40,22 @@ fn target_dir() -> PathBuf {
 fn build_tools() -> Result<(PathBuf, PathBuf)> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "cov-signal", "-p", "cov-collect"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "cov-signal",
+            "-p",
+            "cov-collect",
+        ])
         .current_dir(toolchain::workspace_root())
         .status()
         .context("running cargo build --release")?;
-    ensure!(status.success(), "cargo build --release -p cov-signal -p cov-collect failed");
+    ensure!(
+        status.success(),
+        "cargo build --release -p cov-signal -p cov-collect failed"
+    );
     let rel = target_dir().join("release");
     Ok((rel.join("cov-signal"), rel.join("cov-collect")))
 }
@@ -60,7 +71,11 @@ fn build_service(dir: &Path) -> Result<PathBuf> {
         .current_dir(&src)
         .status()
         .context("running go build")?;
-    ensure!(status.success(), "go build -cover of {} failed", src.display());
+    ensure!(
+        status.success(),
+        "go build -cover of {} failed",
+        src.display()
+    );
     Ok(out)
 }
 
@@ -96,7 +111,12 @@ fn traffic(kube: &localkube::LocalKube) -> Result<()> {
             ensure!(Instant::now() < deadline, "{} never became ready", p.name);
             std::thread::sleep(Duration::from_millis(50));
         }
-        for path in ["/greet?name=Ada", "/greet?name=Ada&lang=fr&shout=1", "/sum?a=1&b=2", "/fizzbuzz/15"] {
+        for path in [
+            "/greet?name=Ada",
+            "/greet?name=Ada&lang=fr&shout=1",
+            "/sum?a=1&b=2",
+            "/fizzbuzz/15",
+        ] {
             get(addr, path);
         }
     }
@@ -121,7 +141,9 @@ fn snapshot_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -135,12 +157,18 @@ fn snapshot_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
             // The pod name is the folder holding the file (tutorial: OUT/pod, ours: OUT/ns/pod/app).
             let parent = p.parent().map(Path::to_path_buf).unwrap_or_default();
             let pod = if parent.file_name().is_some_and(|n| n == "app") {
-                parent.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())
+                parent
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
             } else {
                 parent.file_name().map(|n| n.to_string_lossy().into_owned())
             }
             .unwrap_or_default();
-            out.insert(format!("{pod}/{name}"), std::fs::read(&p).unwrap_or_default());
+            out.insert(
+                format!("{pod}/{name}"),
+                std::fs::read(&p).unwrap_or_default(),
+            );
         }
     }
     out
@@ -148,7 +176,12 @@ fn snapshot_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// Size of `tar -cf - -C dir .` (what the tutorial's pipe carries).
 fn tar_size(dir: &Path) -> Result<u64> {
-    let out = Command::new("tar").args(["-cf", "-", "-C"]).arg(dir).arg(".").output().context("running tar")?;
+    let out = Command::new("tar")
+        .args(["-cf", "-", "-C"])
+        .arg(dir)
+        .arg(".")
+        .output()
+        .context("running tar")?;
     ensure!(out.status.success(), "tar -cf of {} failed", dir.display());
     Ok(out.stdout.len() as u64)
 }
@@ -156,7 +189,10 @@ fn tar_size(dir: &Path) -> Result<u64> {
 fn json_number(json: &str, key: &str) -> Option<u64> {
     let at = json.rfind(&format!("\"{key}\": "))?;
     let rest = &json[at + key.len() + 4..];
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 struct Row {
@@ -170,7 +206,12 @@ struct Row {
     same_files: bool,
 }
 
-fn measure(work: &Path, service: &Path, tools: &(PathBuf, PathBuf), replicas: usize) -> Result<Row> {
+fn measure(
+    work: &Path,
+    service: &Path,
+    tools: &(PathBuf, PathBuf),
+    replicas: usize,
+) -> Result<Row> {
     let dir = work.join(format!("r{replicas}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -187,8 +228,15 @@ fn measure(work: &Path, service: &Path, tools: &(PathBuf, PathBuf), replicas: us
     // Ours.
     let ours_out = dir.join("ours");
     let common = |cmd: &mut Command| {
-        cmd.arg("--kubeconfig").arg(&kcfg).args(["--context", "bench", "--run-id", RUN_ID]);
-        for v in ["SKAFFOLD_RUN_ID", "SKAFFOLD_NAMESPACES", "SKAFFOLD_KUBE_CONTEXT", "SKAFFOLD_WORK_DIR"] {
+        cmd.arg("--kubeconfig")
+            .arg(&kcfg)
+            .args(["--context", "bench", "--run-id", RUN_ID]);
+        for v in [
+            "SKAFFOLD_RUN_ID",
+            "SKAFFOLD_NAMESPACES",
+            "SKAFFOLD_KUBE_CONTEXT",
+            "SKAFFOLD_WORK_DIR",
+        ] {
             cmd.env_remove(v);
         }
     };
@@ -197,7 +245,11 @@ fn measure(work: &Path, service: &Path, tools: &(PathBuf, PathBuf), replicas: us
     common(&mut sig);
     let sig_out = sig.output().context("running cov-signal")?;
     let signal = t0.elapsed();
-    ensure!(sig_out.status.success(), "cov-signal failed:\n{}", String::from_utf8_lossy(&sig_out.stdout));
+    ensure!(
+        sig_out.status.success(),
+        "cov-signal failed:\n{}",
+        String::from_utf8_lossy(&sig_out.stdout)
+    );
     let t1 = Instant::now();
     let mut col = Command::new(&tools.1);
     common(&mut col);
@@ -207,7 +259,8 @@ fn measure(work: &Path, service: &Path, tools: &(PathBuf, PathBuf), replicas: us
     let ours = t0.elapsed();
     let report = String::from_utf8_lossy(&col_out.stdout).into_owned();
     ensure!(col_out.status.success(), "cov-collect failed:\n{report}");
-    let our_bytes = json_number(&report, "bytes_transferred").context("bytes_transferred in cov-collect's report")?;
+    let our_bytes = json_number(&report, "bytes_transferred")
+        .context("bytes_transferred in cov-collect's report")?;
 
     // The tutorial's way.
     let tut_out = dir.join("tutorial");
@@ -271,7 +324,10 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("--replicas needs at least one count");
     }
     toolchain::kubectl().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let work = args.work_dir.clone().unwrap_or_else(|| target_dir().join("bench-collect"));
+    let work = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| target_dir().join("bench-collect"));
     std::fs::create_dir_all(&work)?;
     eprintln!("building the Go service and release builds of cov-signal, cov-collect…");
     let service = build_service(&work)?;
@@ -283,7 +339,13 @@ pub fn run(args: &Args) -> Result<()> {
     }
     println!(
         "{:>5}  {:>12}  {:>22}  {:>7}  {:>14}  {:>12}  {:>6}  same files",
-        "pods", "tutorial", "ours (signal+collect)", "speedup", "tutorial bytes", "our bytes", "ratio"
+        "pods",
+        "tutorial",
+        "ours (signal+collect)",
+        "speedup",
+        "tutorial bytes",
+        "our bytes",
+        "ratio"
     );
     for r in &rows {
         println!(
@@ -306,7 +368,11 @@ pub fn run(args: &Args) -> Result<()> {
             "target at 50 pods: >= 10x faster ({speed:.1}x: {}), fewer bytes ({}: {})",
             if speed >= 10.0 { "met" } else { "MISSED" },
             r.our_bytes,
-            if r.our_bytes < r.tutorial_bytes { "met" } else { "MISSED" }
+            if r.our_bytes < r.tutorial_bytes {
+                "met"
+            } else {
+                "MISSED"
+            }
         );
     }
     Ok(())

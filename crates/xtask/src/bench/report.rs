@@ -36,7 +36,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    ensure!(args.runs >= 5, "--runs must be at least 5 for a meaningful median");
+    ensure!(
+        args.runs >= 5,
+        "--runs must be at least 5 for a meaningful median"
+    );
     let go = toolchain::go().map_err(|e| anyhow::anyhow!("{e}"))?;
     let data = ensure_data(args.regenerate)?;
     let ours = build_cov_report()?;
@@ -78,10 +81,21 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!();
-    println!("load average while measuring: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    println!(
+        "load average while measuring: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!("scaling from {SMALL_RUNS} to {FULL_RUNS} counter files (10x the data):");
     for cmd in ["percent", "textfmt"] {
-        let get = |runs| medians.iter().find(|m| m.0 == runs && m.1 == cmd).map(|m| (m.2, m.3));
+        let get = |runs| {
+            medians
+                .iter()
+                .find(|m| m.0 == runs && m.1 == cmd)
+                .map(|m| (m.2, m.3))
+        };
         let (Some((g1, o1)), Some((g2, o2))) = (get(SMALL_RUNS), get(FULL_RUNS)) else {
             continue;
         };
@@ -95,7 +109,11 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     println!();
-    let src = data.full.parent().map(|r| r.join("src")).unwrap_or_default();
+    let src = data
+        .full
+        .parent()
+        .map(|r| r.join("src"))
+        .unwrap_or_default();
     let goroot = std::fs::canonicalize(&go)
         .ok()
         .and_then(|g| Some(g.parent()?.parent()?.to_path_buf()));
@@ -111,7 +129,9 @@ struct Data {
 /// Build the workload and fill the two data sets, unless cached.
 fn ensure_data(regenerate: bool) -> Result<Data> {
     let key = fnv64(format!("{WORKLOAD}{}", toolchain::GO_VERSION).as_bytes());
-    let root = toolchain::tools_dir().join("bench/report").join(format!("{key:016x}"));
+    let root = toolchain::tools_dir()
+        .join("bench/report")
+        .join(format!("{key:016x}"));
     let data = Data {
         full: root.join(format!("runs-{FULL_RUNS}")),
         small: root.join(format!("runs-{SMALL_RUNS}")),
@@ -126,17 +146,29 @@ fn ensure_data(regenerate: bool) -> Result<Data> {
     let src = root.join("src");
     std::fs::create_dir_all(&src)?;
     std::fs::write(src.join("main.go"), WORKLOAD)?;
-    std::fs::write(src.join("go.mod"), "module example.com/benchreport\n\ngo 1.22\n")?;
+    std::fs::write(
+        src.join("go.mod"),
+        "module example.com/benchreport\n\ngo 1.22\n",
+    )?;
     let prog = root.join("workload");
     eprintln!("building the workload with -coverpkg=all (first time: a minute or two)…");
     let status = go_cmd()?
         .current_dir(&src)
-        .args(["build", "-cover", "-covermode=atomic", "-coverpkg=all", "-o"])
+        .args([
+            "build",
+            "-cover",
+            "-covermode=atomic",
+            "-coverpkg=all",
+            "-o",
+        ])
         .arg(&prog)
         .arg(".")
         .status()
         .context("running go build")?;
-    ensure!(status.success(), "go build of the benchmark workload failed");
+    ensure!(
+        status.success(),
+        "go build of the benchmark workload failed"
+    );
 
     std::fs::create_dir_all(&data.full)?;
     eprintln!("running it {FULL_RUNS} times into {}…", data.full.display());
@@ -221,14 +253,21 @@ fn build_cov_report() -> Result<PathBuf> {
 
 /// The covdata tool binary `go tool covdata` runs.
 fn covdata_binary() -> Result<PathBuf> {
-    let out = go_cmd()?.args(["tool", "-n", "covdata"]).output().context("go tool -n covdata")?;
+    let out = go_cmd()?
+        .args(["tool", "-n", "covdata"])
+        .output()
+        .context("go tool -n covdata")?;
     ensure!(
         out.status.success(),
         "go tool -n covdata failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    ensure!(path.is_file(), "go tool -n covdata named {}, which does not exist", path.display());
+    ensure!(
+        path.is_file(),
+        "go tool -n covdata named {}, which does not exist",
+        path.display()
+    );
     Ok(path)
 }
 
@@ -282,15 +321,28 @@ impl Case {
         let our_out = self.out.path().join("ours.out");
         let g = Command::new(theirs).args(self.go_args(&go_out)).output()?;
         let o = Command::new(ours).args(self.our_args(&our_out)).output()?;
-        ensure!(g.status.success(), "go tool covdata {} failed: {}", self.cmd, String::from_utf8_lossy(&g.stderr));
-        ensure!(o.status.success(), "cov-report {} failed: {}", self.cmd, String::from_utf8_lossy(&o.stderr));
+        ensure!(
+            g.status.success(),
+            "go tool covdata {} failed: {}",
+            self.cmd,
+            String::from_utf8_lossy(&g.stderr)
+        );
+        ensure!(
+            o.status.success(),
+            "cov-report {} failed: {}",
+            self.cmd,
+            String::from_utf8_lossy(&o.stderr)
+        );
         let (g, o) = if self.cmd == "textfmt" {
             (std::fs::read(&go_out)?, std::fs::read(&our_out)?)
         } else {
             (g.stdout, o.stdout)
         };
         if g != o {
-            bail!("outputs of {} differ between go tool covdata and cov-report", self.cmd);
+            bail!(
+                "outputs of {} differ between go tool covdata and cov-report",
+                self.cmd
+            );
         }
         ensure!(!g.is_empty(), "{} printed nothing", self.cmd);
         Ok(())
@@ -350,7 +402,11 @@ fn timed(bin: &Path, args: &[String]) -> Result<Measured> {
     // SAFETY: we own this child and reap it exactly once, here.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
-    ensure!(r == pid, "wait4 failed: {}", std::io::Error::last_os_error());
+    ensure!(
+        r == pid,
+        "wait4 failed: {}",
+        std::io::Error::last_os_error()
+    );
     ensure!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{} {args:?} failed (status {status})",
@@ -376,7 +432,8 @@ mod tempfile_dir {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos());
-            let p = std::env::temp_dir().join(format!("xtask-bench-{}-{nanos}", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("xtask-bench-{}-{nanos}", std::process::id()));
             std::fs::create_dir_all(&p)?;
             Ok(Dir(p))
         }
