@@ -14,12 +14,13 @@ pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io:
         cell(&options.title),
         total.percent()
     )?;
+    let n = report.packages.len();
     writeln!(
         out,
-        "{} of {} statements covered in {} packages ({} mode).\n",
+        "{} of {} statements covered in {n} package{} ({} mode).\n",
         total.covered,
         total.total,
-        report.packages.len(),
+        if n == 1 { "" } else { "s" },
         report.profile.mode.as_str()
     )?;
     out.write_all(b"| Package | Statements | Covered | Coverage |\n")?;
