@@ -8,7 +8,9 @@
 //! source file, one `method` per function. Lines are statement lines with
 //! the counts of [`crate::view`]; rates are covered lines over lines (1 for a
 //! file without statement lines, as Cobertura does). Go coverage has no
-//! branch data: every `branch-rate` is 1 and `branches-valid` is 0.
+//! branch data: every `branch-rate` is 1 and `branches-valid` is 0, and
+//! `line` elements leave `branch` at the DTD's default, `false`. Line
+//! elements are not indented: large reports are mostly lines.
 //!
 //! `filename` is relative to one of the `sources`: the source root when the
 //! file is under it, `GOROOT/src` for the standard library; files without
@@ -85,11 +87,11 @@ pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io:
                     Esc(&f.name),
                     t.rate()
                 )?;
-                write_lines(out, &f.lines, "                ")?;
+                write_lines(out, &f.lines, "")?;
                 out.write_all(b"              </lines>\n            </method>\n")?;
             }
             out.write_all(b"          </methods>\n          <lines>\n")?;
-            write_lines(out, &file.lines, "            ")?;
+            write_lines(out, &file.lines, "")?;
             out.write_all(b"          </lines>\n        </class>\n")?;
         }
         out.write_all(b"      </classes>\n    </package>\n")?;
@@ -105,7 +107,7 @@ fn write_lines(out: &mut dyn Write, lines: &[(u32, u32)], indent: &str) -> io::R
         push_u32(&mut buf, line);
         buf.extend_from_slice(b"\" hits=\"");
         push_u32(&mut buf, hits);
-        buf.extend_from_slice(b"\" branch=\"false\"/>\n");
+        buf.extend_from_slice(b"\"/>\n");
     }
     out.write_all(&buf)
 }

@@ -115,7 +115,29 @@ struct Function<'a> {
     end_line: u32,
     hits: u32,
     statements: Count,
-    units: Vec<[u32; 6]>,
+    units: Units<'a>,
+}
+
+/// Units as `[start_line, start_col, end_line, end_col, statements, count]`
+/// arrays, serialized straight from the model (no copy per function).
+struct Units<'a>(&'a [covdata::model::Unit]);
+
+impl Serialize for Units<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for u in self.0 {
+            seq.serialize_element(&[
+                u.start_line,
+                u.start_col,
+                u.end_line,
+                u.end_col,
+                u.statements,
+                u.count,
+            ])?;
+        }
+        seq.end()
+    }
 }
 
 pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io::Result<()> {
@@ -158,21 +180,7 @@ pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io:
                                     covered: fv.statements.covered,
                                     total: fv.statements.total,
                                 },
-                                units: fv
-                                    .function
-                                    .units
-                                    .iter()
-                                    .map(|u| {
-                                        [
-                                            u.start_line,
-                                            u.start_col,
-                                            u.end_line,
-                                            u.end_col,
-                                            u.statements,
-                                            u.count,
-                                        ]
-                                    })
-                                    .collect(),
+                                units: Units(&fv.function.units),
                             })
                             .collect(),
                     })
