@@ -255,8 +255,8 @@ mod tests {
 
     #[test]
     fn parses_operators() {
-        let f = parse_field_selector("status.phase=Running,metadata.name!=a,spec.nodeName==n")
-            .unwrap();
+        let f =
+            parse_field_selector("status.phase=Running,metadata.name!=a,spec.nodeName==n").unwrap();
         assert_eq!(
             f.requirements,
             [
@@ -313,7 +313,9 @@ mod tests {
             SelectorError::UnsupportedField("status.foo".into())
         );
         assert_eq!(
-            parse_field_selector("status.foo=x").unwrap_err().to_string(),
+            parse_field_selector("status.foo=x")
+                .unwrap_err()
+                .to_string(),
             "field label not supported: status.foo"
         );
         assert!(matches!(

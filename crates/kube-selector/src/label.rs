@@ -47,7 +47,7 @@ impl Token {
     }
 
     /// Inside a value list, `in` and `notin` are plain identifiers.
-    fn as_value(self) -> Token {
+    fn into_value(self) -> Token {
         match self {
             Token::In => Token::Ident("in".into()),
             Token::NotIn => Token::Ident("notin".into()),
@@ -156,12 +156,12 @@ impl Parser {
     fn parse(&mut self) -> Res<Vec<Expression>> {
         let mut exprs = Vec::new();
         loop {
-            match self.peek().as_value() {
+            match self.peek().into_value() {
                 Token::Ident(_) | Token::Not => {
                     exprs.push(self.requirement()?);
-                    match self.next().as_value() {
+                    match self.next().into_value() {
                         Token::End => return Ok(exprs),
-                        Token::Comma => match self.peek().as_value() {
+                        Token::Comma => match self.peek().into_value() {
                             Token::Ident(_) | Token::Not => {}
                             t => {
                                 return Err(format!(
@@ -191,10 +191,10 @@ impl Parser {
 
     fn requirement(&mut self) -> Res<Expression> {
         let mut negated = false;
-        let mut tok = self.next().as_value();
+        let mut tok = self.next().into_value();
         if tok == Token::Not {
             negated = true;
-            tok = self.next().as_value();
+            tok = self.next().into_value();
         }
         let key = match tok {
             Token::Ident(k) => k,
@@ -224,9 +224,9 @@ impl Parser {
     }
 
     fn exact_value(&mut self) -> Res<String> {
-        let value = match self.peek().as_value() {
+        let value = match self.peek().into_value() {
             Token::End | Token::Comma => String::new(),
-            _ => match self.next().as_value() {
+            _ => match self.next().into_value() {
                 Token::Ident(v) => v,
                 t => return Err(format!("found '{}', expected: identifier", t.literal())),
             },
@@ -237,19 +237,19 @@ impl Parser {
 
     /// `( a, b, ... )`; as in Kubernetes, empty entries (`()`, `(a,)`) mean the empty value.
     fn values(&mut self) -> Res<BTreeSet<String>> {
-        match self.next().as_value() {
+        match self.next().into_value() {
             Token::OpenPar => {}
             t => return Err(format!("found '{}' expected: '('", t.literal())),
         }
         let mut set = BTreeSet::new();
-        match self.peek().as_value() {
+        match self.peek().into_value() {
             Token::ClosePar => {
                 self.next();
                 set.insert(String::new());
             }
             Token::Ident(_) | Token::Comma => {
                 self.identifiers(&mut set)?;
-                match self.next().as_value() {
+                match self.next().into_value() {
                     Token::ClosePar => {}
                     t => return Err(format!("found '{}', expected: ')'", t.literal())),
                 }
@@ -270,10 +270,10 @@ impl Parser {
     /// The comma separated list up to (not including) the closing parenthesis.
     fn identifiers(&mut self, set: &mut BTreeSet<String>) -> Res<()> {
         loop {
-            match self.next().as_value() {
+            match self.next().into_value() {
                 Token::Ident(v) => {
                     set.insert(v);
-                    match self.peek().as_value() {
+                    match self.peek().into_value() {
                         Token::Comma => continue,
                         Token::ClosePar => return Ok(()),
                         t => return Err(format!("found '{}', expected: ',' or ')'", t.literal())),
@@ -283,7 +283,7 @@ impl Parser {
                     if set.is_empty() {
                         set.insert(String::new());
                     }
-                    match self.peek().as_value() {
+                    match self.peek().into_value() {
                         Token::ClosePar => {
                             set.insert(String::new());
                             return Ok(());
@@ -352,9 +352,15 @@ mod tests {
     fn equality_forms() {
         assert_eq!(exprs("a=b"), [Expression::Equal("a".into(), "b".into())]);
         assert_eq!(exprs("a==b"), [Expression::Equal("a".into(), "b".into())]);
-        assert_eq!(exprs("a!=b"), [Expression::NotEqual("a".into(), "b".into())]);
+        assert_eq!(
+            exprs("a!=b"),
+            [Expression::NotEqual("a".into(), "b".into())]
+        );
         assert_eq!(exprs("a="), [Expression::Equal("a".into(), "".into())]);
-        assert_eq!(exprs(" a = b "), [Expression::Equal("a".into(), "b".into())]);
+        assert_eq!(
+            exprs(" a = b "),
+            [Expression::Equal("a".into(), "b".into())]
+        );
     }
 
     #[test]
@@ -466,7 +472,15 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["a=b", "a!=b", "a in (b,c)", "a notin (b)", "a", "!a", "a=b,!c"] {
+        for s in [
+            "a=b",
+            "a!=b",
+            "a in (b,c)",
+            "a notin (b)",
+            "a",
+            "!a",
+            "a=b,!c",
+        ] {
             assert_eq!(parse_label_selector(s).unwrap().to_string(), s);
         }
     }

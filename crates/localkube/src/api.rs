@@ -312,7 +312,7 @@ pub(crate) async fn get_pod(
 fn choose_container<'a>(
     pod: &'a crate::state::PodState,
     wanted: Option<&str>,
-) -> Result<&'a crate::state::ContainerState_, Response> {
+) -> Result<&'a crate::state::ContainerRun, Box<Response>> {
     let names = || {
         pod.containers
             .iter()
@@ -322,14 +322,14 @@ fn choose_container<'a>(
     };
     match wanted.filter(|w| !w.is_empty()) {
         Some(w) => pod.containers.iter().find(|c| c.name == w).ok_or_else(|| {
-            error(
+            Box::new(error(
                 400,
                 format!("container {w} is not valid for pod {}", pod.name),
                 None,
-            )
+            ))
         }),
         None if pod.containers.len() == 1 => Ok(&pod.containers[0]),
-        None => Err(error(
+        None => Err(Box::new(error(
             400,
             format!(
                 "a container name must be specified for pod {}, choose one of: [{}]",
@@ -337,7 +337,7 @@ fn choose_container<'a>(
                 names()
             ),
             None,
-        )),
+        ))),
     }
 }
 
@@ -353,7 +353,7 @@ pub(crate) async fn pod_log(
         };
         match choose_container(pod, param(&q, "container")) {
             Ok(container) => container.spec.log_file.clone(),
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     };
     match tokio::fs::read(&file).await {
@@ -412,7 +412,7 @@ pub(crate) async fn exec(
         }
         let container = match choose_container(pod, param(&q, "container")) {
             Ok(c) => c,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let Run::Running { process, .. } = &container.run else {
             return error(

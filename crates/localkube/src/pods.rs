@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::manifest::{self, PodDraft};
-use crate::state::{Cluster, ContainerState_, Ended, Faults, PodState, Run};
+use crate::state::{Cluster, ContainerRun, Ended, Faults, PodState, Run};
 use crate::sys::container::{self, ContainerSpec, DEFAULT_PATH, MountSpec};
 use crate::sys::nsexec;
 use crate::{Error, Fault};
@@ -149,7 +149,7 @@ pub(crate) fn prepare(
         };
         argv.extend(c.args.iter().flatten().cloned());
         let cdir = pod_dir.join("containers").join(&c.name);
-        containers.push(ContainerState_ {
+        containers.push(ContainerRun {
             name: c.name.clone(),
             image,
             executable: executable.clone(),

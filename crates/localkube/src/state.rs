@@ -41,7 +41,7 @@ pub(crate) enum Run {
 }
 
 #[derive(Debug)]
-pub(crate) struct ContainerState_ {
+pub(crate) struct ContainerRun {
     pub name: String,
     pub image: String,
     pub executable: PathBuf,
@@ -83,7 +83,7 @@ pub(crate) struct PodState {
     #[allow(dead_code)]
     pub dir: PathBuf,
     pub volumes: BTreeMap<String, PathBuf>,
-    pub containers: Vec<ContainerState_>,
+    pub containers: Vec<ContainerRun>,
     pub faults: Faults,
 }
 
@@ -170,10 +170,7 @@ impl Cluster {
                 && c.generation == generation
                 && let Run::Running { started, .. } = &c.run
             {
-                let code = c.planned_exit.take().unwrap_or(match status {
-                    Ok(code) => code,
-                    Err(_) => 255,
-                });
+                let code = c.planned_exit.take().unwrap_or(status.unwrap_or(255));
                 tracing::debug!(%namespace, %pod, %container, code, "container process ended");
                 c.run = Run::Ended(Ended {
                     exit_code: code,
@@ -352,7 +349,7 @@ fn terminated(e: &Ended, container_id: &str) -> ContainerStateTerminated {
 
 fn container_status(
     pod: &PodState,
-    c: &ContainerState_,
+    c: &ContainerRun,
     pending: bool,
     finished: bool,
     phase: &str,

@@ -39,19 +39,40 @@ async fn exec(pods: &Api<Pod>, pod: &str, argv: &[&str]) -> kube::Result<ExecRes
         .max_stdout_buf_size(1 << 20)
         .max_stderr_buf_size(1 << 16);
     let mut attached = pods.exec(pod, argv.to_vec(), &params).await?;
-    let mut out = attached.stdout().unwrap();
-    let mut err = attached.stderr().unwrap();
+    // Read both streams at once, in tasks: when the connection breaks, kube-rs ends
+    // its session with an error but never closes these pipes, so reading to the
+    // end would wait forever. The session's end (join) decides when we stop.
+    let drain = |mut r: tokio::io::ReadHalf<tokio::io::SimplexStream>| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&buf);
+        let task = tokio::spawn(async move {
+            let mut chunk = vec![0u8; 64 * 1024];
+            while let Ok(n) = r.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        (buf, task)
+    };
+    let (out, out_task) = drain(attached.stdout().unwrap());
+    let (err, err_task) = drain(attached.stderr().unwrap());
     let status = attached.take_status().unwrap();
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let (r1, r2) = tokio::join!(out.read_to_end(&mut stdout), err.read_to_end(&mut stderr));
-    let _ = (r1, r2);
-    let status = tokio::time::timeout(Duration::from_secs(30), status)
+    let _ = tokio::time::timeout(Duration::from_secs(30), attached.join())
         .await
-        .expect("status in time");
-    let _ = attached.join().await;
+        .expect("exec session ended in time");
+    let status = tokio::time::timeout(Duration::from_secs(5), status)
+        .await
+        .expect("status future settles once the session is over");
+    for task in [out_task, err_task] {
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+    }
+    let take =
+        |b: std::sync::Arc<std::sync::Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap());
     Ok(ExecResult {
-        stdout,
-        stderr,
+        stdout: take(out),
+        stderr: take(err),
         status,
     })
 }

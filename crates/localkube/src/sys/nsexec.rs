@@ -220,7 +220,7 @@ pub(crate) fn mount_in(
     match status {
         0 => Ok(()),
         1 => Err("cannot enter the container's mount namespace".into()),
-        n if n >= 2 && n < 128 => Err(format!(
+        n if (2..128).contains(&n) => Err(format!(
             "mount on {} failed: {}",
             dst.display(),
             std::io::Error::from_raw_os_error(n - 2 + 1)
