@@ -135,3 +135,71 @@ fn bad_manifest_exits_2_with_the_file_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("svc.yaml") && err.contains("Service"), "{err}");
 }
+
+/// Not root: every container gets a user namespace in which it is root.
+#[test]
+fn up_works_unprivileged_with_user_namespaces() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 1));
+    let dir = tmp.path().join("kube");
+    // Run as `nobody` (the tests run as root here; setpriv drops the privileges).
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_localkube"))
+        .args(["up", "--dir"])
+        .arg(&dir)
+        .arg("-f")
+        .arg(&m)
+        .args(["--image", "example/sleeper=/usr/bin/sleep"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("setpriv (util-linux) runs");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        lines.push(line.trim().to_string());
+    }
+    let pod = lines[2]
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .trim_start_matches("default/")
+        .to_string();
+    let exec = Command::new(toolchain::require_kubectl())
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .arg("--cache-dir")
+        .arg(tmp.path().join("cache"))
+        .args([
+            "exec",
+            &pod,
+            "--",
+            "sh",
+            "-c",
+            "id -u; echo hi > /coverage-data/f; cat /proc/1/cmdline",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        exec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exec.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&exec.stdout),
+        "0\n/usr/bin/sleep\0infinity\0"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let volume = dir
+        .join("pods")
+        .join(format!("default_{pod}"))
+        .join("volumes/coverage/f");
+    assert_eq!(std::fs::read_to_string(volume).unwrap(), "hi\n");
+}
