@@ -10,7 +10,7 @@
 
 use crate::error::{Corruption, CorruptionKind};
 use crate::model::{CounterMode, Granularity};
-use crate::reader::{Reader, StringTable, lossy};
+use crate::reader::{Reader, StringTable};
 
 pub const META_MAGIC: [u8; 4] = [0x00, 0x63, 0x76, 0x6d];
 pub const META_VERSION: u32 = 1;
@@ -34,7 +34,8 @@ pub struct MetaPackage {
     pub name: String,
     pub module_path: String,
     pub hash: [u8; 16],
-    pub strings: Vec<String>,
+    /// The package's string table (function names and files).
+    pub strings: Strings,
     pub functions: Vec<MetaFunction>,
     pub units: Vec<UnitPos>,
 }
@@ -60,12 +61,51 @@ pub struct UnitPos {
     pub statements: u32,
 }
 
+/// A string table in one allocation (a package has thousands of names).
+#[derive(Debug, Clone, Default)]
+pub struct Strings {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Strings {
+    fn from_entries(entries: &[&[u8]]) -> Self {
+        let mut text = String::with_capacity(entries.iter().map(|e| e.len()).sum());
+        let mut ends = Vec::with_capacity(entries.len());
+        for e in entries {
+            text.push_str(&String::from_utf8_lossy(e));
+            ends.push(text.len() as u32);
+        }
+        Strings { text, ends }
+    }
+
+    /// Entry `i`; callers pass indices validated at decode time.
+    pub fn get(&self, i: u32) -> &str {
+        let i = i as usize;
+        let end = self.ends.get(i).copied().unwrap_or(0) as usize;
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1).copied().unwrap_or(0) as usize
+        };
+        self.text.get(start..end).unwrap_or("")
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
 impl MetaPackage {
     pub fn function_name(&self, f: &MetaFunction) -> &str {
-        &self.strings[f.name as usize]
+        self.strings.get(f.name)
     }
     pub fn function_file(&self, f: &MetaFunction) -> &str {
-        &self.strings[f.file as usize]
+        self.strings.get(f.file)
     }
     pub fn function_units(&self, f: &MetaFunction) -> &[UnitPos] {
         let s = f.units_start as usize;
@@ -217,7 +257,7 @@ pub fn decode_package(blob: &[u8], base: u64) -> Result<MetaPackage, Corruption>
     let strtab_at = usize::try_from(strtab_at).unwrap_or(usize::MAX);
     r.seek(strtab_at, "package string table offset")?;
     let strtab = StringTable::read(&mut r)?;
-    let strings: Vec<String> = strtab.entries.iter().map(|s| lossy(s)).collect();
+    let strings = Strings::from_entries(&strtab.entries);
     let get = |i: u32| -> Result<String, Corruption> { strtab.string(u64::from(i)) };
 
     let mut functions = Vec::with_capacity(num_funcs as usize);

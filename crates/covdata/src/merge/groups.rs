@@ -3,8 +3,6 @@
 //! position, statement count); identical blocks from different groups
 //! become one, their counts combined with the first group's counter mode.
 
-use std::collections::HashMap;
-
 use super::FxHashMap;
 use super::counters::{Layout, Tally};
 use crate::decode_meta::{MetaFile, UnitPos};
@@ -16,7 +14,7 @@ use crate::pkgpattern::PkgFilter;
 pub struct ProfileBuilder {
     /// The first group's mode and granularity (Go's formatter mode).
     first: Option<(CounterMode, Granularity)>,
-    packages: HashMap<String, PackageAcc>,
+    packages: FxHashMap<String, PackageAcc>,
 }
 
 #[derive(Debug, Default)]
@@ -25,7 +23,7 @@ struct PackageAcc {
     module_path: String,
     functions: Vec<Function>,
     /// file -> function name -> [plain, literal] function index.
-    by_name: HashMap<String, HashMap<String, [Option<u32>; 2]>>,
+    by_name: FxHashMap<String, FxHashMap<String, [Option<u32>; 2]>>,
     /// (function index, position) -> unit index within the function.
     units: FxHashMap<(u32, UnitPos), u32>,
 }
@@ -60,6 +58,8 @@ impl ProfileBuilder {
                     module_path: pkg.module_path.clone(),
                     ..PackageAcc::default()
                 });
+            acc.units.reserve(pkg.units.len());
+            acc.functions.reserve(pkg.functions.len());
             for (fi, f) in pkg.functions.iter().enumerate() {
                 let units = pkg.function_units(f);
                 if units.is_empty() {
