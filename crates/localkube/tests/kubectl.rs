@@ -316,7 +316,10 @@ fn exec_kill_usr1_makes_the_go_service_write_counters() {
     );
     // The container's output is served as its log.
     let logs = kubectl_ok(&kube, &cache, &["logs", &pod.name]);
-    assert!(logs.contains("counters written to /coverage-data"), "{logs}");
+    assert!(
+        logs.contains("counters written to /coverage-data"),
+        "{logs}"
+    );
     // The files are readable by Go's own tooling: the oracle agrees they are coverage data.
     let mut go = toolchain::go_command().unwrap();
     let out = go

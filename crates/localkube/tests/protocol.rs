@@ -15,20 +15,16 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-#[tokio::test]
-async fn v4_exec_frames_status_and_close() {
-    let tmp = tempfile::tempdir().unwrap();
-    let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 1));
-    let kube = LocalKube::builder(tmp.path().join("kube"))
-        .manifest(&m)
-        .image("example/sleeper", sleep_binary())
-        .start()
-        .unwrap();
-    let pod = kube.pods().remove(0).name;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
+/// Open an exec WebSocket offering only `protocol`, with the query `query`.
+async fn open(kube: &LocalKube, pod: &str, query: &str, protocol: &'static str) -> Ws {
     let mut roots = rustls::RootCertStore::empty();
-    let ca = CertificateDer::from_pem_file(tmp.path().join("kube/ca.crt")).unwrap();
-    roots.add(ca).unwrap();
+    let ca_path = kube.kubeconfig().with_file_name("ca.crt");
+    roots
+        .add(CertificateDer::from_pem_file(ca_path).unwrap())
+        .unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -45,25 +41,37 @@ async fn v4_exec_frames_status_and_close() {
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
         .unwrap();
-
-    let uri = format!(
-        "wss://127.0.0.1:{port}/api/v1/namespaces/default/pods/{pod}/exec?command=sh&command=-c&command=printf+hi%3B+exit+2&container=app&stdout=true&stderr=true"
-    );
+    let uri = format!("wss://127.0.0.1:{port}/api/v1/namespaces/default/pods/{pod}/exec?{query}");
     let mut request = uri.into_client_request().unwrap();
     let headers = request.headers_mut();
-    headers.insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("v4.channel.k8s.io"),
-    );
+    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
     headers.insert(
         "Authorization",
         HeaderValue::from_str(&format!("Bearer {}", kube.token())).unwrap(),
     );
-    let (mut ws, response) = tokio_tungstenite::client_async(request, tls).await.unwrap();
-    assert_eq!(
-        response.headers()["Sec-WebSocket-Protocol"],
-        "v4.channel.k8s.io"
-    );
+    let (ws, response) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+    assert_eq!(response.headers()["Sec-WebSocket-Protocol"], protocol);
+    ws
+}
+
+#[tokio::test]
+async fn v4_exec_frames_status_and_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 1));
+    let kube = LocalKube::builder(tmp.path().join("kube"))
+        .manifest(&m)
+        .image("example/sleeper", sleep_binary())
+        .start()
+        .unwrap();
+    let pod = kube.pods().remove(0).name;
+
+    let mut ws = open(
+        &kube,
+        &pod,
+        "command=sh&command=-c&command=sleep+0.5%3B+printf+hi%3B+exit+2&container=app&stdout=true&stderr=true",
+        "v4.channel.k8s.io",
+    )
+    .await;
     ws.send(Message::Ping(b"are you there".to_vec().into()))
         .await
         .unwrap();
@@ -95,4 +103,40 @@ async fn v4_exec_frames_status_and_close() {
     assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
     assert_eq!(status["details"]["causes"][0]["message"], "2");
     assert_eq!(close, Some(1000));
+}
+
+#[tokio::test]
+async fn v5_output_frames_are_at_most_32_kib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 1));
+    let kube = LocalKube::builder(tmp.path().join("kube"))
+        .manifest(&m)
+        .image("example/sleeper", sleep_binary())
+        .start()
+        .unwrap();
+    let pod = kube.pods().remove(0).name;
+    let mut ws = open(
+        &kube,
+        &pod,
+        "command=head&command=-c&command=1000000&command=/dev/zero&container=app&stdout=true",
+        "v5.channel.k8s.io",
+    )
+    .await;
+    let (mut total, mut largest, mut status) = (0usize, 0usize, None);
+    while let Some(msg) = ws.next().await {
+        match msg.unwrap() {
+            Message::Binary(b) if b[0] == 1 => {
+                total += b.len() - 1;
+                largest = largest.max(b.len() - 1);
+            }
+            Message::Binary(b) if b[0] == 3 => {
+                status = Some(serde_json::from_slice::<serde_json::Value>(&b[1..]).unwrap());
+            }
+            Message::Close(_) => break,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    assert_eq!(total, 1_000_000);
+    assert!(largest <= 32 * 1024, "frame of {largest} bytes");
+    assert_eq!(status.unwrap()["status"], "Success");
 }
