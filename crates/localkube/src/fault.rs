@@ -27,6 +27,7 @@ pub enum Fault {
     ContainerRestarted { container: String },
     /// Inside every container of the pod, the program `name` (looked up in the
     /// container's `PATH`, e.g. `tar`) is replaced by the host executable `with`
-    /// (bind-mounted over it in the pod's mount namespaces).
+    /// (bind-mounted over it in the pod's mount namespaces). A container started
+    /// again afterwards (restart) gets the real program back.
     ReplaceProgram { name: String, with: PathBuf },
 }

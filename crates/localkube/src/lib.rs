@@ -19,6 +19,10 @@
 //!   spec) and reported as the first port's `hostPort`, in the annotation
 //!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`]; `podIP` is `127.0.0.1`.
 //! * **Faults** on demand, per pod: see [`Fault`].
+//! * **Not modelled**: probes, lifecycle hooks, resources, init containers,
+//!   services. A container whose program ends stays terminated (no automatic
+//!   restart); the pod's phase then follows its `restartPolicy` as Kubernetes
+//!   reports it.
 //!
 //! Needs root, or unprivileged user namespaces (then each container also gets a
 //! user namespace in which it is root).
@@ -310,12 +314,14 @@ impl LocalKube {
 
         // Create every pod's folders first, then start the containers; any failure
         // tears down what already runs (by dropping `kube`).
+        let mut held_ports = Vec::new();
         for d in &drafts {
-            let pod = pods::prepare(d, &dir, &b.images, addr.port())?;
+            let pod = pods::prepare(d, &dir, &b.images, addr.port(), &mut held_ports)?;
             let mut inner = kube.cluster.lock();
             inner.pods.push(pod);
             inner.bump();
         }
+        drop(held_ports);
         let names: Vec<(String, String, Vec<String>)> = kube
             .cluster
             .lock()

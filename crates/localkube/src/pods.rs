@@ -16,12 +16,17 @@ use crate::sys::container::{self, ContainerSpec, DEFAULT_PATH, MountSpec};
 use crate::sys::nsexec;
 use crate::{Error, Fault};
 
-/// A free TCP port on 127.0.0.1 (the kernel picks it; we release it for the pod).
-fn free_port() -> Result<u16, Error> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| Error::io("finding a free port", e))
+/// A free TCP port on 127.0.0.1. The listener is kept in `held` until every pod of
+/// the instance has its port, so two pods never get the same one.
+fn free_port(held: &mut Vec<std::net::TcpListener>) -> Result<u16, Error> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| Error::io("finding a free port", e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::io("finding a free port", e))?
+        .port();
+    held.push(listener);
+    Ok(port)
 }
 
 fn cerr(pod: &PodState, container: &str, message: impl Into<String>) -> Error {
@@ -83,6 +88,7 @@ pub(crate) fn prepare(
     dir: &Path,
     images: &BTreeMap<String, PathBuf>,
     api_port: u16,
+    held_ports: &mut Vec<std::net::TcpListener>,
 ) -> Result<PodState, Error> {
     let uid = format!(
         "{}-{}-{}-{}",
@@ -114,7 +120,7 @@ pub(crate) fn prepare(
             ),
         })?;
         let port = match c.ports.as_ref().and_then(|p| p.first()) {
-            Some(_) => Some(free_port()?),
+            Some(_) => Some(free_port(held_ports)?),
             None => None,
         };
         let mut mounts = Vec::new();
