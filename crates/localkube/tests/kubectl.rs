@@ -480,3 +480,60 @@ fn drop_leaves_no_process_behind() {
         assert!(!process_alive(pid), "container process {pid} survived");
     }
 }
+
+/// Mount points missing on the host are made inside the pod only, also below
+/// existing folders (which keep their content), and a `command` naming an absolute
+/// path the host lacks finds the image's executable there.
+#[test]
+fn nested_mount_points_and_image_paths_stay_inside_the_pod() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: nested
+  namespace: team
+spec:
+  containers:
+    - name: app
+      image: example/sleeper
+      command: ["/app/bin/sleeper"]
+      args: ["infinity"]
+      workingDir: /var/lib/lk-nested/data
+      volumeMounts:
+        - {name: data, mountPath: /var/lib/lk-nested/data}
+        - {name: data, mountPath: /var/lib/lk-nested/data/inner/deeper, subPath: sub}
+  volumes:
+    - {name: data, emptyDir: {}}
+"#;
+    let m = manifest(tmp.path(), "nested.yaml", yaml);
+    let kube = LocalKube::builder(tmp.path().join("kube"))
+        .manifest(&m)
+        .image("example/sleeper", sleep_binary())
+        .start()
+        .unwrap();
+    let cache = tmp.path().join("cache");
+    let args = |cmd: &'static str| ["exec", "-n", "team", "nested", "--", "sh", "-c", cmd];
+    let cmdline = kubectl_ok(&kube, &cache, &args("cat /proc/1/cmdline"));
+    assert_eq!(cmdline, "/app/bin/sleeper\0infinity\0");
+    let pwd = kubectl_ok(
+        &kube,
+        &cache,
+        &args("pwd; touch inner/deeper/x; ls /var/lib"),
+    );
+    let mut lines = pwd.lines();
+    assert_eq!(lines.next(), Some("/var/lib/lk-nested/data"));
+    let inside: BTreeSet<String> = lines.map(str::to_string).collect();
+    let mut host: BTreeSet<String> = std::fs::read_dir("/var/lib")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    host.insert("lk-nested".into());
+    assert_eq!(inside, host, "existing entries of /var/lib stay visible");
+    assert!(!std::path::Path::new("/var/lib/lk-nested").exists());
+    assert!(!std::path::Path::new("/app").exists());
+    let volume = &kube.pods()[0].volumes["data"];
+    assert!(
+        volume.join("sub/x").is_file(),
+        "subPath mount writes into the volume"
+    );
+}
