@@ -99,7 +99,9 @@ fn main() -> ExitCode {
 /// Bad input (the library's errors: no data, corrupt files, clashes) is 2;
 /// anything else (writing outputs) is a failed job, 1.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.chain().any(|c| c.downcast_ref::<covdata::Error>().is_some()) {
+    if e.chain()
+        .any(|c| c.downcast_ref::<covdata::Error>().is_some())
+    {
         2
     } else {
         1
