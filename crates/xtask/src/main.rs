@@ -6,6 +6,7 @@
 //! - `bench report|collect`: benchmarks against Go's and kubectl's own way.
 
 mod bench;
+mod demo;
 mod test;
 mod tools;
 
@@ -25,6 +26,8 @@ enum Command {
     Tools,
     /// Install tools, then run fmt, clippy and every test (what CI runs).
     Test,
+    /// The whole Skaffold coverage flow of the example on localkube, in under a minute.
+    Demo(demo::Options),
     /// Benchmarks against the tools this project replaces.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -40,6 +43,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Tools => tools::install(),
         Command::Test => test::run_all(),
+        Command::Demo(opts) => demo::run(opts),
         Command::Bench(BenchCommand::Report(a)) => bench::report::run(&a),
     }
 }

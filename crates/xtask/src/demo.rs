@@ -1,0 +1,44 @@
+//! `cargo xtask demo`: the whole Skaffold coverage flow on this machine, with
+//! localkube standing in for the cluster.
+//!
+//! It does what `skaffold run --profile coverage` does for
+//! `examples/go-integration-coverage`, minus the image: builds the service
+//! with `-cover -covermode=atomic`, renders the coverage overlay with
+//! `kubectl kustomize`, "deploys" exactly those manifests to localkube under
+//! a fresh `skaffold.dev/run-id`, then runs the profile's `after` deploy
+//! hooks from `skaffold.yaml` (integration test, cov-signal, cov-collect,
+//! cov-report) with the environment Skaffold gives host hooks.
+
+#[cfg(target_os = "linux")]
+mod cluster;
+#[cfg(target_os = "linux")]
+mod flow;
+#[cfg(target_os = "linux")]
+mod hooks;
+
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Folder for the demo's files: the copy of the example the hooks run in
+    /// (and its reports/), the built service, the rendered manifests,
+    /// localkube's state. Its `greeter/`, `bin/` and `localkube/` subfolders
+    /// are replaced on each run. Default: `demo/` in the Cargo target folder.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[cfg(target_os = "linux")]
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    flow::run(opts)
+}
+
+/// localkube runs pods in Linux namespaces; the tools themselves also run
+/// on macOS, against a real cluster.
+#[cfg(not(target_os = "linux"))]
+pub fn run(_opts: Options) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "cargo xtask demo needs Linux (localkube runs pods in Linux namespaces); \
+         on this OS, use examples/go-integration-coverage with a real cluster"
+    )
+}

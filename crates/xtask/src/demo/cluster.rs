@@ -1,0 +1,163 @@
+//! The demo's cluster: localkube started in-process from the rendered
+//! manifests, with the coverage-built service standing in for its image.
+
+use anyhow::{Context, Result, bail};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Kinds localkube runs; the rest of a rendered overlay (the Service) has no
+/// process behind it.
+const WORKLOAD_KINDS: [&str; 2] = ["Deployment", "Pod"];
+
+/// How long the pods get to start listening (Skaffold waits for readiness
+/// before it runs `after` deploy hooks).
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub address: SocketAddr,
+}
+
+pub struct Cluster {
+    kube: localkube::LocalKube,
+    pods: Vec<Pod>,
+    pids: Vec<i32>,
+}
+
+/// Splits a rendered multi-document manifest into the documents localkube
+/// runs (written to `workloads`) and the kinds it left out.
+pub fn workloads(rendered: &Path, workloads: &Path) -> Result<Vec<String>> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(rendered)
+        .with_context(|| format!("reading {}", rendered.display()))?;
+    let mut kept = Vec::new();
+    let mut left_out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc)
+            .with_context(|| format!("{} is not valid YAML", rendered.display()))?;
+        if value.is_null() {
+            continue;
+        }
+        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
+        if WORKLOAD_KINDS.contains(&kind) {
+            kept.push(serde_yaml::to_string(&value)?);
+        } else {
+            let name = value
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|n| n.as_str())
+                .unwrap_or("?");
+            left_out.push(format!("{kind} {name}"));
+        }
+    }
+    if kept.is_empty() {
+        bail!("{} has no Deployment or Pod to run", rendered.display());
+    }
+    std::fs::write(workloads, kept.join("---\n"))
+        .with_context(|| format!("writing {}", workloads.display()))?;
+    Ok(left_out)
+}
+
+impl Cluster {
+    /// Starts localkube in `dir` with `manifest`, running `binary` for
+    /// `image`, every pod labelled `skaffold.dev/run-id=<run_id>`, and waits
+    /// until every pod accepts connections.
+    pub fn start(
+        dir: &Path,
+        manifest: &Path,
+        image: &str,
+        binary: &Path,
+        run_id: &str,
+    ) -> Result<Cluster> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("removing the previous run's {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let kube = localkube::LocalKube::builder(dir)
+            .manifest(manifest)
+            .image(image, binary)
+            .label("skaffold.dev/run-id", run_id)
+            .start()
+            .context("starting localkube")?;
+        let infos = kube.pods();
+        let mut pods = Vec::new();
+        let mut pids = Vec::new();
+        for info in &infos {
+            let address = info.address.with_context(|| {
+                format!(
+                    "pod {}/{} has no reachable address: does its container declare a containerPort?",
+                    info.namespace, info.name
+                )
+            })?;
+            pids.extend(info.containers.iter().filter_map(|c| c.pid));
+            pods.push(Pod {
+                namespace: info.namespace.clone(),
+                name: info.name.clone(),
+                address,
+            });
+        }
+        for pod in &pods {
+            wait_listening(pod, &infos)?;
+        }
+        Ok(Cluster { kube, pods, pids })
+    }
+
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        self.kube.kubeconfig()
+    }
+
+    pub fn context(&self) -> &str {
+        self.kube.context()
+    }
+
+    /// Stops every pod and the API server, then checks that no container
+    /// process outlived it. Returns how many processes were stopped.
+    pub fn stop(self) -> Result<usize> {
+        self.kube.shutdown();
+        let left: Vec<i32> = self
+            .pids
+            .iter()
+            .copied()
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            .collect();
+        if !left.is_empty() {
+            bail!("container processes still running after localkube stopped: {left:?}");
+        }
+        Ok(self.pids.len())
+    }
+}
+
+fn wait_listening(pod: &Pod, infos: &[localkube::PodInfo]) -> Result<()> {
+    let deadline = Instant::now() + READY_WITHIN;
+    while TcpStream::connect_timeout(&pod.address, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            let logs = infos
+                .iter()
+                .find(|p| p.name == pod.name)
+                .map(|p| {
+                    p.containers
+                        .iter()
+                        .map(|c| c.log_file.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            bail!(
+                "pod {}/{} does not accept connections on {} after {}s; its log: {logs}",
+                pod.namespace,
+                pod.name,
+                pod.address,
+                READY_WITHIN.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! The demo's steps, in order; see the parent module for what it shows.
+
+use anyhow::{Context, Result, bail};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use super::{Options, cluster, hooks};
+use crate::tools::run as run_cmd;
+
+/// The example the demo runs, relative to the workspace root.
+const EXAMPLE: &str = "examples/go-integration-coverage";
+/// The Skaffold profile whose hooks the demo runs.
+const PROFILE: &str = "coverage";
+/// The overlay that profile deploys, relative to the example.
+const OVERLAY: &str = "k8s/overlays/coverage";
+/// The image name the manifests use for the service (ko builds it in Skaffold).
+const IMAGE: &str = "greeter";
+/// The tools the hooks call, built from this workspace.
+const TOOLS: [&str; 3] = ["cov-signal", "cov-collect", "cov-report"];
+
+/// One line per step, numbered, so a slow step is easy to spot.
+struct Steps {
+    started: Instant,
+    n: usize,
+}
+
+impl Steps {
+    fn say(&mut self, what: impl std::fmt::Display) {
+        self.n += 1;
+        println!(
+            "demo [{:>4.1}s] {}. {what}",
+            self.started.elapsed().as_secs_f64(),
+            self.n
+        );
+    }
+}
+
+pub fn run(opts: Options) -> Result<()> {
+    let mut steps = Steps {
+        started: Instant::now(),
+        n: 0,
+    };
+    let root = toolchain::workspace_root();
+    let example = root.join(EXAMPLE);
+    let work = match opts.work_dir {
+        Some(dir) => dir,
+        None => target_dir().join("demo"),
+    };
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let work = work
+        .canonicalize()
+        .with_context(|| format!("resolving {}", work.display()))?;
+
+    steps.say("installing Go and kubectl into .tools/ if missing");
+    crate::tools::install()?;
+
+    steps.say(format!("building {} (cargo build)", TOOLS.join(", ")));
+    let tool_dir = build_tools(&root)?;
+
+    let project = work.join("greeter");
+    steps.say(format!(
+        "copying {EXAMPLE} to {} (Skaffold's working folder: the hooks run here)",
+        project.display()
+    ));
+    if project.exists() {
+        fs::remove_dir_all(&project)
+            .with_context(|| format!("removing the previous run's {}", project.display()))?;
+    }
+    copy_tree(&example, &project)?;
+
+    let binary = work.join("bin").join(IMAGE);
+    steps.say(format!(
+        "building the service: go build -cover -covermode=atomic -o {}",
+        binary.display()
+    ));
+    let mut go = toolchain::go_command()?;
+    go.args(["build", "-cover", "-covermode=atomic", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(&project);
+    run_cmd(&mut go, "go build -cover -covermode=atomic")?;
+
+    let manifests = work.join("manifests.yaml");
+    steps.say(format!(
+        "rendering {OVERLAY} with kubectl kustomize into {}",
+        manifests.display()
+    ));
+    render_overlay(&project.join(OVERLAY), &manifests)?;
+
+    let run_id = new_run_id();
+    let workloads = work.join("workloads.yaml");
+    let left_out = cluster::workloads(&manifests, &workloads)?;
+    steps.say(format!(
+        "starting localkube with the rendered manifests (label skaffold.dev/run-id={run_id}){}",
+        if left_out.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; left out, no process behind it: {} (the test reaches the pods directly)",
+                left_out.join(", ")
+            )
+        }
+    ));
+    let cluster =
+        cluster::Cluster::start(&work.join("localkube"), &workloads, IMAGE, &binary, &run_id)?;
+    let pods: Vec<String> = cluster
+        .pods()
+        .iter()
+        .map(|p| format!("{}/{} at {}", p.namespace, p.name, p.address))
+        .collect();
+    println!("         pods: {}", pods.join(", "));
+
+    let hooks = hooks::after_deploy(&project.join("skaffold.yaml"), PROFILE)?;
+    let env = hook_env(&cluster, &run_id, &project, &tool_dir)?;
+    for (i, hook) in hooks.iter().enumerate() {
+        if !hook.runs_here() {
+            steps.say(format!(
+                "skipping hook {}/{} `{}` (os: {})",
+                i + 1,
+                hooks.len(),
+                hook.display(),
+                hook.os.join(", ")
+            ));
+            continue;
+        }
+        steps.say(format!(
+            "Skaffold hook {}/{}: {}",
+            i + 1,
+            hooks.len(),
+            hook.display()
+        ));
+        hooks::run(hook, &project, &env)?;
+    }
+
+    let reports = project.join("reports");
+    steps.say(format!("reports are in {}", reports.display()));
+    for line in describe_reports(&reports)? {
+        println!("         {line}");
+    }
+
+    steps.say("stopping localkube");
+    let stopped = cluster.stop()?;
+    println!(
+        "demo: done in {:.1}s; {stopped} pod processes stopped, none left running",
+        steps.started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Where cargo puts build output: `CARGO_TARGET_DIR`, else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| toolchain::workspace_root().join("target"))
+}
+
+/// Builds the three tools (debug profile, the one `cargo xtask test` builds,
+/// so a warm machine rebuilds nothing) and returns the folder holding them.
+fn build_tools(root: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet"]).current_dir(root);
+    for tool in TOOLS {
+        cmd.args(["-p", tool]);
+    }
+    run_cmd(&mut cmd, "cargo build of the tools")?;
+    let first = toolchain::workspace_binary(TOOLS[0])?;
+    Ok(first
+        .parent()
+        .context("a built binary has a parent folder")?
+        .to_path_buf())
+}
+
+fn render_overlay(overlay: &Path, out: &Path) -> Result<()> {
+    let kubectl = toolchain::kubectl()?;
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(overlay)
+        .output()
+        .with_context(|| format!("starting {}", kubectl.display()))?;
+    if !output.status.success() {
+        bail!(
+            "kubectl kustomize {} failed ({}):\n{}",
+            overlay.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    fs::write(out, &output.stdout).with_context(|| format!("writing {}", out.display()))
+}
+
+/// The environment Skaffold gives deploy host hooks, plus what makes the
+/// hooks find this workspace's tools and the pods without a real cluster:
+/// PATH (tools, Go, kubectl), KUBECONFIG (localkube's), the Go settings of
+/// `.tools`, and GREETER_ADDRS (the integration test's direct targets: there
+/// is no Service to port-forward to).
+fn hook_env(
+    cluster: &cluster::Cluster,
+    run_id: &str,
+    project: &Path,
+    tool_dir: &Path,
+) -> Result<Vec<(String, String)>> {
+    let mut path = vec![tool_dir.to_path_buf(), toolchain::bin_dir()];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(path).context("joining PATH")?;
+
+    let mut namespaces: Vec<&str> = cluster
+        .pods()
+        .iter()
+        .map(|p| p.namespace.as_str())
+        .collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let addrs: Vec<String> = cluster
+        .pods()
+        .iter()
+        .map(|p| p.address.to_string())
+        .collect();
+
+    let mut env = vec![
+        ("PATH".to_owned(), path.to_string_lossy().into_owned()),
+        (
+            "KUBECONFIG".to_owned(),
+            cluster.kubeconfig().display().to_string(),
+        ),
+        ("SKAFFOLD_RUN_ID".to_owned(), run_id.to_owned()),
+        (
+            "SKAFFOLD_KUBE_CONTEXT".to_owned(),
+            cluster.context().to_owned(),
+        ),
+        ("SKAFFOLD_NAMESPACES".to_owned(), namespaces.join(",")),
+        (
+            "SKAFFOLD_WORK_DIR".to_owned(),
+            project.display().to_string(),
+        ),
+        ("GREETER_ADDRS".to_owned(), addrs.join(",")),
+    ];
+    // The same Go environment the tests use: private cache, no network.
+    let go = toolchain::go_command()?;
+    for (key, value) in go.get_envs() {
+        if let Some(value) = value {
+            env.push((
+                key.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            ));
+        }
+    }
+    Ok(env)
+}
+
+/// A fresh run id in the form Skaffold uses (a random UUID, version 4).
+fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS's random source per instance.
+    let random = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        h.finish()
+    };
+    let (hi, lo) = (random(), random());
+    let hi = (hi & !0xF000) | 0x4000; // version 4
+    let lo = (lo & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xFFFF,
+        hi & 0xFFFF,
+        lo >> 48,
+        lo & 0xFFFF_FFFF_FFFF
+    )
+}
+
+/// Copies the example's source tree, leaving out reports of earlier runs.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "reports" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if kind.is_file() {
+            fs::copy(&src, &dst)
+                .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// One line per report file, and one per folder of Go coverage data (with
+/// its file count) rather than a line per coverage file.
+fn describe_reports(dir: &Path) -> Result<Vec<String>> {
+    let base = dir.parent().unwrap_or(dir);
+    let show = |p: &Path| p.strip_prefix(base).unwrap_or(p).display().to_string();
+    let mut lines = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let (mut meta, mut counters) = (0, 0);
+        for entry in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if path.is_dir() {
+                todo.push(path);
+            } else if name.starts_with("covmeta.") {
+                meta += 1;
+            } else if name.starts_with("covcounters.") {
+                counters += 1;
+            } else {
+                lines.push(show(&path));
+            }
+        }
+        if meta + counters > 0 {
+            lines.push(format!(
+                "{}/ ({meta} meta-data, {counters} counter files)",
+                show(&d)
+            ));
+        }
+    }
+    lines.sort();
+    Ok(lines)
+}
