@@ -140,7 +140,7 @@ pub(crate) async fn session(
         .stdin
         .and_then(|fd| pipe::Sender::from_owned_fd(fd).ok());
     let v5 = protocol == V5;
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
         while let Some(msg) = stream.next().await {
             let Ok(msg) = msg else { break };
             match msg {
@@ -165,7 +165,13 @@ pub(crate) async fn session(
     let mut sent: usize = 0;
     let mut open_streams = 2;
     while open_streams > 0 {
-        let Some(out) = rx.recv().await else { break };
+        let out = tokio::select! {
+            out = rx.recv() => out,
+            // The client closed or dropped the connection: nobody wants the rest,
+            // so stop the command (the reaper kills it) instead of letting it run on.
+            _ = &mut reader => return,
+        };
+        let Some(out) = out else { break };
         let (channel, mut data) = match out {
             Out::Eof => {
                 open_streams -= 1;

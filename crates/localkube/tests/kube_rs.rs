@@ -265,6 +265,28 @@ async fn stream_faults() {
     let r = exec(&pods, &name, &["true"]).await.unwrap();
     assert_eq!(r.status.unwrap().status.as_deref(), Some("Success"));
 
+    // A client that goes away stops its command.
+    let params = AttachParams::default().container("app");
+    let attached = pods
+        .exec(&name, vec!["sleep", "31.5"], &params)
+        .await
+        .unwrap();
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().any(|e| {
+            let path = e.unwrap().path().join("cmdline");
+            std::fs::read(path).is_ok_and(|c| c == b"sleep\031.5\0")
+        })
+    };
+    assert!(eventually(Duration::from_secs(5), running));
+    attached.abort();
+    drop(attached);
+    // Poll asynchronously: the aborted client task must get to run to drop its connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!running(), "the command outlived its client");
+
     kube.set_fault("default", &name, Fault::Terminating)
         .unwrap();
     let pod = pods.get(&name).await.unwrap();
