@@ -274,7 +274,7 @@ async fn stream_faults() {
     let running = || {
         std::fs::read_dir("/proc").unwrap().any(|e| {
             let path = e.unwrap().path().join("cmdline");
-            std::fs::read(path).is_ok_and(|c| c == b"sleep\031.5\0")
+            std::fs::read(path).is_ok_and(|c| c == b"sleep\x0031.5\x00")
         })
     };
     assert!(eventually(Duration::from_secs(5), running));
