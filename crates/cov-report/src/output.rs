@@ -16,11 +16,32 @@ pub fn stdout(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(
     }
 }
 
-/// Render into memory, then write `path` via a temporary file and rename.
+/// Write `path` through a buffered temporary file in the same folder, then
+/// rename it into place: readers never see a half-written file, and a
+/// failure leaves any previous file untouched.
 pub fn file(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let mut buf = Vec::new();
-    f(&mut buf).context("formatting output")?;
-    covdata::encode::write_atomic(path, &buf)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("writing {}", path.display()))
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
+        f(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?;
+        Ok(())
+    })()
+    .with_context(|| format!("writing {}", tmp.display()));
+    let renamed = written.and_then(|()| {
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    });
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
 }

@@ -384,7 +384,8 @@ pub fn write_dir_with(
 }
 
 /// Write to `<dir>/.<name>.tmp-<pid>`, then rename over `path`, so readers
-/// never see a half-written file.
+/// never see a half-written file. (No fsync: the data can be regenerated
+/// from its inputs, and syncing would dominate the time of a report.)
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -394,8 +395,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
+        f.write_all(bytes)
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
