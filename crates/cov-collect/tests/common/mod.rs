@@ -59,7 +59,17 @@ pub fn tool(name: &'static str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
+        let mut cmd = Command::new(cargo);
+        // The test's own CARGO_* / RUSTC* variables would make build scripts
+        // rerun and the next `cargo test` rebuild half the dependency tree.
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            let keep = matches!(k.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR" | "RUSTUP_HOME" | "RUSTUP_TOOLCHAIN");
+            if !keep && (k.starts_with("CARGO_") || k.starts_with("RUSTC") || k.starts_with("DEP_") || k == "OUT_DIR") {
+                cmd.env_remove(&key);
+            }
+        }
+        let status = cmd
             .args(["build", "--quiet", "-p", "cov-signal", "-p", "cov-report"])
             .current_dir(toolchain::workspace_root())
             .status()
@@ -136,8 +146,15 @@ pub fn start(manifests: &[(PathBuf, Option<&str>, Vec<(&str, &str)>)]) -> Cluste
     let kube = b.start().expect("localkube starts (needs root or user namespaces)");
     let cluster = Cluster { kube, dir };
     for p in cluster.pods() {
-        if let Some(addr) = p.address {
-            wait_ready(addr);
+        if let Some(addr) = p.address
+            && !ready(addr)
+        {
+            let logs: Vec<String> = p
+                .containers
+                .iter()
+                .map(|c| format!("{}: {}", c.name, std::fs::read_to_string(&c.log_file).unwrap_or_default()))
+                .collect();
+            panic!("{}/{} at {addr} never answered /healthz; {:?}; logs:\n{}", p.namespace, p.name, p.containers, logs.join("\n"));
         }
     }
     cluster
@@ -145,14 +162,19 @@ pub fn start(manifests: &[(PathBuf, Option<&str>, Vec<(&str, &str)>)]) -> Cluste
 
 /// Wait until the service answers /healthz.
 pub fn wait_ready(addr: SocketAddr) {
+    assert!(ready(addr), "service at {addr} never answered /healthz");
+}
+
+/// Whether the service answers /healthz within 20 s.
+pub fn ready(addr: SocketAddr) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if get(addr, "/healthz").is_some() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("service at {addr} never answered /healthz");
+    false
 }
 
 /// One HTTP GET; the response text, or None when the service is not reachable.
