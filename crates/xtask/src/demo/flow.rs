@@ -162,6 +162,28 @@ fn build_tools(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet"]).current_dir(root);
+    // `cargo run` and `cargo test` hand their program per-crate variables
+    // (CARGO_PKG_*, CARGO_MANIFEST_DIR, OUT_DIR, ...). Passed on, they can
+    // change what build scripts and env! see, and rebuild half the tree.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        let per_crate = [
+            "CARGO_PKG_",
+            "CARGO_BIN_EXE_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+            "OUT_DIR",
+        ]
+        .iter()
+        .any(|prefix| key_text.starts_with(prefix));
+        if per_crate {
+            cmd.env_remove(&key);
+        }
+    }
     for tool in TOOLS {
         cmd.args(["-p", tool]);
     }
