@@ -49,16 +49,38 @@ fn flags_in_table(readme: &str, col: usize) -> BTreeSet<String> {
         .collect()
 }
 
+/// The tool's binary, built once per test run with a plain `cargo build`
+/// (without this test's per-crate CARGO_* variables, which would make cargo
+/// rebuild dependencies).
+fn built(tool: &'static str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet"])
+            .current_dir(toolchain::workspace_root());
+        for (name, _) in TOOLS {
+            cmd.args(["-p", name]);
+        }
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            let keep = matches!(k.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR");
+            if !keep && (k.starts_with("CARGO_") || k == "OUT_DIR") {
+                cmd.env_remove(&key);
+            }
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "cargo build of the three tools failed");
+    });
+    toolchain::workspace_binary(tool).unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn flag_table_matches_every_tools_help() {
     let readme_path = toolchain::workspace_root().join("hooks/README.md");
     let readme = std::fs::read_to_string(&readme_path).expect("reading hooks/README.md");
     for (tool, col) in TOOLS {
-        let binary = toolchain::workspace_binary(tool).unwrap_or_else(|e| {
-            panic!(
-                "{e}; build the tools first: cargo build --workspace --bins (cargo xtask test does)"
-            )
-        });
+        let binary = built(tool);
         let out = Command::new(&binary)
             .arg("--help")
             .output()
