@@ -53,7 +53,9 @@ pub fn run(opts: Options) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("resolving {}", work.display()))?;
 
-    steps.say("installing Go and kubectl into .tools/ if missing");
+    steps.say(
+        "installing Go, kubectl and the test tools into .tools/ if missing (cargo xtask tools)",
+    );
     crate::tools::install()?;
 
     steps.say(format!("building {} (cargo build)", TOOLS.join(", ")));
