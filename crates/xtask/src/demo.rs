@@ -6,9 +6,10 @@
 //! with `-cover -covermode=atomic`, renders the coverage overlay with
 //! `kubectl kustomize`, "deploys" the rendered workloads to localkube under
 //! a fresh `skaffold.dev/run-id` (the Service has no process behind it, so
-//! the integration test gets the pods' addresses instead), then runs the profile's `after` deploy
-//! hooks from `skaffold.yaml` (integration test, cov-signal, cov-collect,
-//! cov-report) with the environment Skaffold gives host hooks.
+//! the integration test gets the pods' addresses instead), then runs the
+//! profile's `after` deploy hooks from `skaffold.yaml` (integration test,
+//! cov-signal, cov-collect, cov-report) with the environment Skaffold gives
+//! host hooks.
 
 #[cfg(target_os = "linux")]
 mod cluster;
