@@ -23,6 +23,7 @@ use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
 use runpods::targets::{CoverDir, Target};
 use serde::Serialize;
+use tokio::io::AsyncReadExt;
 
 /// How to collect.
 #[derive(Debug, Clone)]
@@ -108,19 +109,65 @@ async fn stream_tar(
     };
     let dest = dest.to_path_buf();
     let options = options.clone();
-    exec_with(client, &spec, move |stdout| async move {
-        let handle = tokio::runtime::Handle::current();
-        let joined = tokio::task::spawn_blocking(move || {
-            let reader = tokio_util::io::SyncIoBridge::new_with_handle(stdout, handle);
-            extract(reader, &dest, &options)
-        })
-        .await;
-        joined.unwrap_or_else(|e| Extracted {
+    exec_with(client, &spec, move |mut stdout| async move {
+        // The extractor is synchronous (tar, flate2) and runs on a blocking
+        // thread, fed through a channel: if this future is dropped (timeout),
+        // the sender goes with it and the extractor sees the end of its input.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
+        let extractor = tokio::task::spawn_blocking(move || {
+            extract(
+                ChannelReader {
+                    rx,
+                    chunk: Vec::new(),
+                    at: 0,
+                },
+                &dest,
+                &options,
+            )
+        });
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).await.is_err() {
+                        break; // the extractor stopped (cap, hostile member, error)
+                    }
+                }
+            }
+        }
+        drop(tx);
+        extractor.await.unwrap_or_else(|e| Extracted {
             error: Some(format!("extraction task failed: {e}")),
             ..Default::default()
         })
     })
     .await
+}
+
+/// A blocking reader over chunks sent from the async side.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.at);
+        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Collect one container's coverage folder.

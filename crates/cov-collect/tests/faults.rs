@@ -25,11 +25,25 @@ fn each_fault_has_its_documented_result() {
         (4, Fault::SlowStream { bytes_per_sec: 20 }),
         (5, Fault::Phase("Pending".into())),
         (6, Fault::Terminating),
-        (7, Fault::ContainerExited { container: "app".into(), exit_code: 3 }),
-        (8, Fault::ContainerRestarted { container: "app".into() }),
+        (
+            7,
+            Fault::ContainerExited {
+                container: "app".into(),
+                exit_code: 3,
+            },
+        ),
+        (
+            8,
+            Fault::ContainerRestarted {
+                container: "app".into(),
+            },
+        ),
     ];
     for (i, f) in &faults {
-        cluster.kube.set_fault(&ns, &name(*i), f.clone()).expect("set fault");
+        cluster
+            .kube
+            .set_fault(&ns, &name(*i), f.clone())
+            .expect("set fault");
     }
     // Expected (state, words in the message) per pod index.
     let expect: Vec<(&str, &str)> = vec![
@@ -48,14 +62,31 @@ fn each_fault_has_its_documented_result() {
     let out_s = out.to_str().expect("utf8");
     let (code, json) = cluster.run_json(
         "cov-collect",
-        &["--run-id", RUN_ID, "--out", out_s, "--timeout", "3s", "--retries", "2"],
+        &[
+            "--run-id",
+            RUN_ID,
+            "--out",
+            out_s,
+            "--timeout",
+            "3s",
+            "--retries",
+            "2",
+        ],
     );
     assert_eq!(code, 1, "{json}");
     let res = results(&json);
     for (i, (state, words)) in expect.iter().enumerate() {
-        let r = res.iter().find(|r| r.0.contains(&name(i))).unwrap_or_else(|| panic!("no line for {}: {res:?}", name(i)));
+        let r = res
+            .iter()
+            .find(|r| r.0.contains(&name(i)))
+            .unwrap_or_else(|| panic!("no line for {}: {res:?}", name(i)));
         assert_eq!(r.1, *state, "{}: {r:?}", name(i));
-        assert!(r.2.contains(words), "{}: {:?} should mention {words:?}", name(i), r.2);
+        assert!(
+            r.2.contains(words),
+            "{}: {:?} should mention {words:?}",
+            name(i),
+            r.2
+        );
     }
     // The healthy pod's data is complete and identical to its volume.
     for i in [0, 8] {
@@ -63,14 +94,37 @@ fn each_fault_has_its_documented_result() {
         let volume = &pods[i].volumes["coverage-data"];
         assert_eq!(files(&local), files(volume), "{}", name(i));
     }
-    let restarted = json["results"].as_array().and_then(|a| a.iter().find(|r| r["pod"] == name(8).as_str())).expect("line");
-    assert!(restarted["warnings"].to_string().contains("restarted"), "{restarted}");
+    let restarted = json["results"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["pod"] == name(8).as_str()))
+        .expect("line");
+    assert!(
+        restarted["warnings"].to_string().contains("restarted"),
+        "{restarted}"
+    );
 
     // cov-signal sees the same faults the same way.
-    let (code, json) = cluster.run_json("cov-signal", &["--run-id", RUN_ID, "--timeout", "3s", "--retries", "1", "--wait", "2s"]);
+    let (code, json) = cluster.run_json(
+        "cov-signal",
+        &[
+            "--run-id",
+            RUN_ID,
+            "--timeout",
+            "3s",
+            "--retries",
+            "1",
+            "--wait",
+            "2s",
+        ],
+    );
     assert_eq!(code, 1, "{json}");
     let res = results(&json);
-    let sig = |i: usize| res.iter().find(|r| r.0.contains(&name(i))).cloned().expect("line");
+    let sig = |i: usize| {
+        res.iter()
+            .find(|r| r.0.contains(&name(i)))
+            .cloned()
+            .expect("line")
+    };
     assert_eq!(sig(0).1, "ok");
     assert_eq!(sig(1).1, "failed");
     assert!(sig(1).2.contains("403"));
@@ -82,9 +136,51 @@ fn each_fault_has_its_documented_result() {
     for (i, _) in &faults {
         cluster.kube.clear_faults(&ns, &name(*i));
     }
-    cluster.kube.set_fault(&ns, &name(5), Fault::Phase("Pending".into())).expect("fault");
+    cluster
+        .kube
+        .set_fault(&ns, &name(5), Fault::Phase("Pending".into()))
+        .expect("fault");
     let (code, json) = cluster.run_json("cov-collect", &["--run-id", RUN_ID, "--out", out_s]);
     assert_eq!(code, 0, "{json}");
-    let (code, _) = cluster.run_json("cov-collect", &["--run-id", RUN_ID, "--out", out_s, "--strict"]);
+    let (code, _) = cluster.run_json(
+        "cov-collect",
+        &["--run-id", RUN_ID, "--out", out_s, "--strict"],
+    );
     assert_eq!(code, 1);
+}
+
+#[test]
+fn pods_without_kill_get_a_useful_message() {
+    let cluster = start(&[(manifest("greeter.yaml"), None, vec![])]);
+    let pod = cluster.run_pods()[0].clone();
+    let missing = cluster.dir.path().join("no-kill");
+    // What a shell-based image without a kill binary answers.
+    std::fs::write(
+        &missing,
+        "#!/bin/sh\necho 'sh: kill: not found' >&2\nexit 127\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(
+        &missing,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    cluster
+        .kube
+        .set_fault(
+            &pod.namespace,
+            &pod.name,
+            Fault::ReplaceProgram {
+                name: "kill".into(),
+                with: missing,
+            },
+        )
+        .expect("fault");
+    let (code, json) = cluster.run_json("cov-signal", &["--run-id", RUN_ID]);
+    assert_eq!(code, 1, "{json}");
+    let msg = &results(&json)[0].2;
+    assert!(
+        msg.contains("busybox") && msg.contains("distroless :debug"),
+        "{msg}"
+    );
 }

@@ -15,7 +15,13 @@ fn member(out: &mut Vec<u8>, name: &str, kind: u8, data: &[u8], link: &str, size
     h[108..116].copy_from_slice(b"0000000\0");
     h[116..124].copy_from_slice(b"0000000\0");
     let size = size.unwrap_or(data.len() as u64);
-    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    // 11 octal digits and a NUL, or all 12 digits for sizes of 8 GiB and up.
+    let field = if size < 1 << 33 {
+        format!("{size:011o}\0")
+    } else {
+        format!("{size:012o}")
+    };
+    h[124..136].copy_from_slice(field.as_bytes());
     h[136..148].copy_from_slice(b"00000000000\0");
     h[156] = kind;
     h[157..157 + link.len()].copy_from_slice(link.as_bytes());
@@ -72,24 +78,49 @@ fn hostile_archives_write_nothing_outside_and_are_reported() {
     member(&mut tar, "./covmeta.dev", b'3', b"", "", None);
     member(&mut tar, "./notes.txt", b'0', b"not coverage", "", None);
     // Finally a 10 GB "sparse" file: the header, then zeros streamed for real.
-    member(&mut tar, "./covcounters.0123.2.2", b'0', b"", "", Some(10 << 30));
+    member(
+        &mut tar,
+        "./covcounters.0123.2.2",
+        b'0',
+        b"",
+        "",
+        Some(10 << 30),
+    );
     let archive = cluster.dir.path().join("hostile.tar");
     std::fs::write(&archive, &tar).expect("archive");
     let script = cluster.dir.path().join("hostile-tar");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\ncat '{}'\nexec head -c 10737418240 /dev/zero\n", archive.display()),
+        format!(
+            "#!/bin/sh\ncat '{}'\nexec head -c 10737418240 /dev/zero\n",
+            archive.display()
+        ),
     )
     .expect("script");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
     cluster
         .kube
-        .set_fault(&pod.namespace, &pod.name, Fault::ReplaceProgram { name: "tar".into(), with: script })
+        .set_fault(
+            &pod.namespace,
+            &pod.name,
+            Fault::ReplaceProgram {
+                name: "tar".into(),
+                with: script,
+            },
+        )
         .expect("fault");
 
     let (code, json) = cluster.run_json(
         "cov-collect",
-        &["--run-id", RUN_ID, "--out", out.to_str().expect("utf8"), "--max-bytes", "1048576"],
+        &[
+            "--run-id",
+            RUN_ID,
+            "--out",
+            out.to_str().expect("utf8"),
+            "--max-bytes",
+            "1048576",
+        ],
     );
     assert_eq!(code, 1, "{json}");
     assert_eq!(std::fs::read(&victim).expect("victim"), b"untouched");
@@ -105,10 +136,20 @@ fn hostile_archives_write_nothing_outside_and_are_reported() {
     ];
     expected.sort();
     assert_eq!(tree(&base), expected);
-    assert!(std::fs::symlink_metadata(base.join(&dest).join("covmeta.link")).expect("file").is_file());
+    assert!(
+        std::fs::symlink_metadata(base.join(&dest).join("covmeta.link"))
+            .expect("file")
+            .is_file()
+    );
 
     let line = &json["results"][0];
-    assert!(line["message"].as_str().unwrap_or("").contains("--max-bytes"), "{line}");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--max-bytes"),
+        "{line}"
+    );
     let refused = line["details"]["refused"].to_string();
     for (name, why) in [
         ("../victim", ".."),
@@ -122,6 +163,9 @@ fn hostile_archives_write_nothing_outside_and_are_reported() {
         ("./notes.txt", "not a Go coverage file"),
         ("./covcounters.0123.2.2", "--max-bytes"),
     ] {
-        assert!(refused.contains(name) && refused.contains(why), "{name} ({why}) not reported: {refused}");
+        assert!(
+            refused.contains(name) && refused.contains(why),
+            "{name} ({why}) not reported: {refused}"
+        );
     }
 }

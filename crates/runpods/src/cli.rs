@@ -141,7 +141,9 @@ pub fn init_logging(verbose: u8, crates: &[&str]) {
         1 => "info",
         _ => "debug",
     };
-    let mut directives = format!("warn,runpods={level}");
+    // "off" for everything else: kube-rs logs failed requests at error level
+    // itself, and its lower levels could show request details.
+    let mut directives = format!("off,runpods={level}");
     for c in crates {
         directives.push_str(&format!(",{c}={level}"));
     }

@@ -15,13 +15,18 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{Api, AttachParams};
-use tokio::io::{AsyncReadExt, ReadHalf, SimplexStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf, ReadHalf, SimplexStream};
 
 use crate::retry::{RetryPolicy, is_transient, with_retries};
 
 /// The stdout pipe size for exec streams: big enough that a tar stream never
 /// waits on the pipe while we decompress.
 pub const STDOUT_PIPE: usize = 1 << 20;
+/// How long the status may lag behind the end of stdout.
+const STATUS_GRACE: Duration = Duration::from_secs(2);
 /// How much stderr is kept for messages (the rest is read and dropped).
 const STDERR_KEPT: usize = 16 * 1024;
 
@@ -177,6 +182,55 @@ pub fn describe_kube_error(e: &kube::Error) -> String {
     }
 }
 
+/// stdout or stderr of an exec: ends when kube's pipe ends, or when the
+/// exec's message loop has ended and nothing is left in the pipe.
+pub struct ExecStream {
+    pipe: Option<ReadHalf<SimplexStream>>,
+    ended: Pin<Box<dyn Future<Output = ()> + Send>>,
+    loop_over: bool,
+}
+
+impl ExecStream {
+    fn new(
+        pipe: Option<ReadHalf<SimplexStream>>,
+        mut ended: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        ExecStream {
+            pipe,
+            ended: Box::pin(async move {
+                let _ = ended.wait_for(|over| *over).await;
+            }),
+            loop_over: false,
+        }
+    }
+}
+
+impl AsyncRead for ExecStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let Some(pipe) = this.pipe.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        // Everything the loop writes is in the pipe before it ends, so an
+        // empty pipe seen *after* the end was seen is the end of the stream.
+        if !this.loop_over && this.ended.as_mut().poll(cx).is_ready() {
+            this.loop_over = true;
+        }
+        if let Poll::Ready(r) = Pin::new(pipe).poll_read(cx, buf) {
+            return Poll::Ready(r);
+        }
+        if this.loop_over {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// Run `spec.argv` and hand its stdout to `consume` while stderr is drained alongside.
 ///
 /// `consume` should read until EOF; if it stops early (e.g. a size cap), the
@@ -187,7 +241,7 @@ pub async fn exec_with<T, F, Fut>(
     consume: F,
 ) -> Result<Finished<T>, ExecError>
 where
-    F: FnOnce(ReadHalf<SimplexStream>) -> Fut,
+    F: FnOnce(ExecStream) -> Fut,
     Fut: Future<Output = T>,
 {
     let api: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
@@ -205,39 +259,56 @@ where
         })
         .await;
         let mut process = connected.map_err(|source| ExecError::Connect { attempts, source })?;
-        let status = process.take_status();
-        let stdout = process.stdout();
-        let stderr = process.stderr();
-        let read_stderr = async move {
+        // kube closes stdout/stderr only when its loop ends normally; when the
+        // connection breaks (no status, no close frame) the pipes stay open. So
+        // the end of the loop is watched through the status future, which
+        // resolves either way, and both readers end there too.
+        let (ended_tx, ended_rx) = tokio::sync::watch::channel(false);
+        let status_task = {
+            let status = process.take_status();
+            tokio::spawn(async move {
+                let s = match status {
+                    Some(fut) => fut.await,
+                    None => None,
+                };
+                let _ = ended_tx.send(true);
+                s
+            })
+        };
+        let stdout = ExecStream::new(process.stdout(), ended_rx.clone());
+        let mut stderr = ExecStream::new(process.stderr(), ended_rx);
+        // stderr is read by its own task, at the same time as stdout.
+        let read_stderr = tokio::spawn(async move {
             let mut kept = Vec::new();
-            if let Some(mut err) = stderr {
-                let mut buf = vec![0u8; 8192];
-                loop {
-                    match err.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let room = STDERR_KEPT.saturating_sub(kept.len());
-                            kept.extend_from_slice(&buf[..n.min(room)]);
-                        }
+            let mut buf = vec![0u8; 8192];
+            loop {
+                match stderr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let room = STDERR_KEPT.saturating_sub(kept.len());
+                        kept.extend_from_slice(&buf[..n.min(room)]);
                     }
                 }
             }
             String::from_utf8_lossy(&kept).into_owned()
-        };
-        let (output, stderr_text) = match stdout {
-            Some(out) => futures::join!(consume(out), read_stderr),
-            // Unreachable with stdout(true), but an empty pipe keeps the contract.
-            None => {
-                let (r, _w) = tokio::io::simplex(1);
-                futures::join!(consume(r), read_stderr)
+        });
+        let output = consume(stdout).await;
+        // A consumer that read to the end finds the status already there. One
+        // that stopped early (a size cap) leaves the remote side writing into
+        // a pipe nobody reads: give up on the status then.
+        let status = match tokio::time::timeout(STATUS_GRACE, status_task).await {
+            Ok(Ok(status)) => status,
+            _ => {
+                process.abort();
+                None
             }
         };
-        let status = match status {
-            Some(fut) => fut.await,
-            None => None,
+        let stderr_text = match tokio::time::timeout(STATUS_GRACE, read_stderr).await {
+            Ok(Ok(text)) => text,
+            _ => String::new(),
         };
-        // join() only after the status is in hand; its error (e.g. a broken
-        // pipe after an early stop) is already reflected in a missing status.
+        // join() only after the status is in hand; its error (e.g. after the
+        // abort above) is already reflected in a missing status.
         let _ = process.join().await;
         Ok(Finished {
             output,

@@ -16,7 +16,9 @@ pub const IMAGE: &str = "example/greeter";
 
 /// A test manifest in `tests/k8s/`.
 pub fn manifest(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/k8s").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/k8s")
+        .join(name)
 }
 
 fn build_dir() -> &'static Path {
@@ -64,8 +66,16 @@ pub fn tool(name: &'static str) -> PathBuf {
         // rerun and the next `cargo test` rebuild half the dependency tree.
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
-            let keep = matches!(k.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR" | "RUSTUP_HOME" | "RUSTUP_TOOLCHAIN");
-            if !keep && (k.starts_with("CARGO_") || k.starts_with("RUSTC") || k.starts_with("DEP_") || k == "OUT_DIR") {
+            let keep = matches!(
+                k.as_ref(),
+                "CARGO_HOME" | "CARGO_TARGET_DIR" | "RUSTUP_HOME" | "RUSTUP_TOOLCHAIN"
+            );
+            if !keep
+                && (k.starts_with("CARGO_")
+                    || k.starts_with("RUSTC")
+                    || k.starts_with("DEP_")
+                    || k == "OUT_DIR")
+            {
                 cmd.env_remove(&key);
             }
         }
@@ -74,7 +84,10 @@ pub fn tool(name: &'static str) -> PathBuf {
             .current_dir(toolchain::workspace_root())
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build -p cov-signal -p cov-report failed");
+        assert!(
+            status.success(),
+            "cargo build -p cov-signal -p cov-report failed"
+        );
     });
     toolchain::workspace_binary(name).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -106,7 +119,13 @@ impl Cluster {
         let mut cmd = Command::new(tool(tool_name));
         cmd.arg("--kubeconfig").arg(self.kube.kubeconfig());
         cmd.args(args);
-        for var in ["SKAFFOLD_RUN_ID", "SKAFFOLD_KUBE_CONTEXT", "SKAFFOLD_NAMESPACES", "SKAFFOLD_WORK_DIR", "KUBECONFIG"] {
+        for var in [
+            "SKAFFOLD_RUN_ID",
+            "SKAFFOLD_KUBE_CONTEXT",
+            "SKAFFOLD_NAMESPACES",
+            "SKAFFOLD_WORK_DIR",
+            "KUBECONFIG",
+        ] {
             cmd.env_remove(var);
         }
         for (k, v) in env {
@@ -134,7 +153,10 @@ impl Cluster {
 }
 
 /// Start localkube with `manifests` (path, namespace, extra labels); every pod is labelled with [`RUN_ID`].
-pub fn start(manifests: &[(PathBuf, Option<&str>, Vec<(&str, &str)>)]) -> Cluster {
+/// A manifest to deploy: file, namespace override, extra pod labels.
+pub type Deploy<'a> = (PathBuf, Option<&'a str>, Vec<(&'a str, &'a str)>);
+
+pub fn start(manifests: &[Deploy]) -> Cluster {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut b = localkube::LocalKube::builder(dir.path().join("kube"))
         .image(IMAGE, go_service("atomic"))
@@ -143,7 +165,9 @@ pub fn start(manifests: &[(PathBuf, Option<&str>, Vec<(&str, &str)>)]) -> Cluste
     for (path, ns, labels) in manifests {
         b = b.manifest_with(path, *ns, labels.clone());
     }
-    let kube = b.start().expect("localkube starts (needs root or user namespaces)");
+    let kube = b
+        .start()
+        .expect("localkube starts (needs root or user namespaces)");
     let cluster = Cluster { kube, dir };
     for p in cluster.pods() {
         if let Some(addr) = p.address
@@ -152,9 +176,21 @@ pub fn start(manifests: &[(PathBuf, Option<&str>, Vec<(&str, &str)>)]) -> Cluste
             let logs: Vec<String> = p
                 .containers
                 .iter()
-                .map(|c| format!("{}: {}", c.name, std::fs::read_to_string(&c.log_file).unwrap_or_default()))
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c.name,
+                        std::fs::read_to_string(&c.log_file).unwrap_or_default()
+                    )
+                })
                 .collect();
-            panic!("{}/{} at {addr} never answered /healthz; {:?}; logs:\n{}", p.namespace, p.name, p.containers, logs.join("\n"));
+            panic!(
+                "{}/{} at {addr} never answered /healthz; {:?}; logs:\n{}",
+                p.namespace,
+                p.name,
+                p.containers,
+                logs.join("\n")
+            );
         }
     }
     cluster
@@ -202,7 +238,9 @@ pub fn data_dirs(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut has_meta = false;
         for e in rd.flatten() {
             let p = e.path();
@@ -223,7 +261,12 @@ pub fn data_dirs(root: &Path) -> Vec<PathBuf> {
 /// Regular files in `dir` (names), sorted.
 pub fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().filter(|e| e.path().is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -231,14 +274,22 @@ pub fn files(dir: &Path) -> Vec<String> {
 
 /// `go tool covdata <sub> -i=<dirs>` output (the oracle).
 pub fn covdata(sub: &str, dirs: &[PathBuf], extra: &[&str]) -> String {
-    let joined = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",");
+    let joined = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let out = toolchain::go_command()
         .expect("go installed")
         .args(["tool", "covdata", sub, &format!("-i={joined}")])
         .args(extra)
         .output()
         .expect("run go tool covdata");
-    assert!(out.status.success(), "go tool covdata {sub} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "go tool covdata {sub} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -266,9 +317,16 @@ pub fn results(json: &serde_json::Value) -> Vec<(String, String, String)> {
         .map(|a| {
             a.iter()
                 .map(|r| {
-                    let c = r["container"].as_str().map(|c| format!("/{c}")).unwrap_or_default();
+                    let c = r["container"]
+                        .as_str()
+                        .map(|c| format!("/{c}"))
+                        .unwrap_or_default();
                     (
-                        format!("{}/{}{c}", r["namespace"].as_str().unwrap_or(""), r["pod"].as_str().unwrap_or("")),
+                        format!(
+                            "{}/{}{c}",
+                            r["namespace"].as_str().unwrap_or(""),
+                            r["pod"].as_str().unwrap_or("")
+                        ),
                         r["state"].as_str().unwrap_or("").to_string(),
                         r["message"].as_str().unwrap_or("").to_string(),
                     )
