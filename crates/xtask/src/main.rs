@@ -37,6 +37,9 @@ enum Command {
 enum BenchCommand {
     /// cov-report against `go tool covdata` (percent, textfmt; 200 and 2000 runs).
     Report(bench::report::Args),
+    /// cov-signal + cov-collect against the tutorial's kubectl script (1, 10, 50 pods on localkube).
+    #[cfg(target_os = "linux")]
+    Collect(bench::collect::Args),
 }
 
 fn main() -> Result<()> {
@@ -45,5 +48,7 @@ fn main() -> Result<()> {
         Command::Test => test::run_all(),
         Command::Demo(opts) => demo::run(opts),
         Command::Bench(BenchCommand::Report(a)) => bench::report::run(&a),
+        #[cfg(target_os = "linux")]
+        Command::Bench(BenchCommand::Collect(a)) => bench::collect::run(&a),
     }
 }
