@@ -272,7 +272,8 @@ pub async fn signal_one(
     let mut previous: Option<Vec<FileEntry>> = None;
     let mut last = before.clone();
     loop {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Go writes counters to a temporary name and renames, so a short poll is cheap and safe.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         match list_dir(client, &base, &d).await {
             Ok(now) => {
                 let grown: Vec<FileEntry> =

@@ -53,7 +53,7 @@ pub struct CommonArgs {
     #[arg(long = "container", short = 'c', value_name = "GLOB")]
     pub containers: Vec<String>,
     /// Containers worked on at the same time.
-    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallel: u16,
     /// Time allowed per container (e.g. 30s, 2m, 500ms).
     #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
