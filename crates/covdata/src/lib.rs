@@ -47,10 +47,11 @@
 //! `covcounters` pair that `go tool covdata` reads:
 //!
 //! ```no_run
-//! # let profile: covdata::model::Profile = unimplemented!();
-//! let written = covdata::encode::write_dir(&profile, std::path::Path::new("merged"))?;
-//! println!("{}", written.meta.display());
-//! # Ok::<(), covdata::Error>(())
+//! fn save(profile: &covdata::model::Profile) -> Result<(), covdata::Error> {
+//!     let written = covdata::encode::write_dir(profile, std::path::Path::new("merged"))?;
+//!     println!("{}", written.meta.display());
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # Where this differs from `go tool covdata`
