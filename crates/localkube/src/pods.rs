@@ -216,22 +216,7 @@ pub(crate) fn start_container(
 ) -> Result<(), Error> {
     let (spec, generation) = {
         let mut inner = cluster.lock();
-        let p = inner
-            .pod_mut(namespace, pod)
-            .ok_or_else(|| Error::NotFound {
-                namespace: namespace.into(),
-                pod: pod.into(),
-                container: None,
-            })?;
-        let c = p
-            .containers
-            .iter_mut()
-            .find(|c| c.name == container)
-            .ok_or_else(|| Error::NotFound {
-                namespace: namespace.into(),
-                pod: pod.into(),
-                container: Some(container.into()),
-            })?;
+        let c = inner.container_mut(namespace, pod, container)?;
         c.generation += 1;
         (c.spec.clone(), c.generation)
     };
@@ -279,22 +264,7 @@ pub(crate) fn stop_container(
 ) -> Result<bool, Error> {
     let process = {
         let mut inner = cluster.lock();
-        let p = inner
-            .pod_mut(namespace, pod)
-            .ok_or_else(|| Error::NotFound {
-                namespace: namespace.into(),
-                pod: pod.into(),
-                container: None,
-            })?;
-        let c = p
-            .containers
-            .iter_mut()
-            .find(|c| c.name == container)
-            .ok_or_else(|| Error::NotFound {
-                namespace: namespace.into(),
-                pod: pod.into(),
-                container: Some(container.into()),
-            })?;
+        let c = inner.container_mut(namespace, pod, container)?;
         let Run::Running { process, .. } = &c.run else {
             return Ok(true);
         };

@@ -106,6 +106,26 @@ impl Inner {
             .find(|p| p.namespace == namespace && p.name == name)
     }
 
+    /// One container of one pod, or `NotFound` naming what is missing.
+    pub(crate) fn container_mut(
+        &mut self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<&mut ContainerRun, crate::Error> {
+        let not_found = |container: Option<&str>| crate::Error::NotFound {
+            namespace: namespace.into(),
+            pod: pod.into(),
+            container: container.map(Into::into),
+        };
+        self.pod_mut(namespace, pod)
+            .ok_or_else(|| not_found(None))?
+            .containers
+            .iter_mut()
+            .find(|c| c.name == container)
+            .ok_or_else(|| not_found(Some(container)))
+    }
+
     pub(crate) fn bump(&mut self) {
         self.resource_version += 1;
     }
