@@ -28,32 +28,6 @@ fn layout() -> Vec<Deploy<'static>> {
     ]
 }
 
-fn percent_matches_go(root: &Path) {
-    let dirs = data_dirs(root);
-    assert!(
-        !dirs.is_empty(),
-        "no coverage data under {}",
-        root.display()
-    );
-    let go = covdata("percent", &dirs, &[]);
-    let ours = std::process::Command::new(tool("cov-report"))
-        .arg("percent")
-        .arg(root)
-        .output()
-        .expect("run cov-report");
-    assert!(
-        ours.status.success(),
-        "cov-report failed: {}",
-        String::from_utf8_lossy(&ours.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&ours.stdout),
-        go,
-        "cov-report vs go tool covdata on {}",
-        root.display()
-    );
-}
-
 #[test]
 fn signal_and_collect_a_run() {
     let cluster = start(&layout());

@@ -26,9 +26,21 @@ pub fn counter_mode(header: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// The message for a container where the signal produced no counter file.
-pub fn no_counters(pid: &str, signal: &str, meta_files: usize, mode: Option<&str>) -> String {
+/// The message for a container where the signal produced no counter file;
+/// `shared_pid` when the pod sets `shareProcessNamespace: true`.
+pub fn no_counters(
+    pid: &str,
+    signal: &str,
+    meta_files: usize,
+    mode: Option<&str>,
+    shared_pid: bool,
+) -> String {
     let mut causes = Vec::new();
+    if shared_pid && pid == "1" {
+        causes.push(
+            "the pod sets shareProcessNamespace: true, so PID 1 is the pause process: leave out --pid and the service is found".to_string(),
+        );
+    }
     match mode {
         Some(m) if m != "atomic" => causes.push(format!(
             "the binary was built with -covermode={m}: WriteCountersDir and ClearCounters fail in every mode but atomic; rebuild with -cover -covermode=atomic"
@@ -82,7 +94,7 @@ mod tests {
 
     #[test]
     fn set_mode_is_named_first() {
-        let m = no_counters("1", "USR1", 1, Some("set"));
+        let m = no_counters("1", "USR1", 1, Some("set"), false);
         assert!(m.starts_with("signalled, no counters written; likely causes: the binary was built with -covermode=set"));
     }
 

@@ -326,7 +326,13 @@ pub async fn signal_one(
     details.counter_mode = mode.clone();
     done(
         State::Failed,
-        diagnose::no_counters(&chosen.pid, &opts.signal, metas.len(), mode.as_deref()),
+        diagnose::no_counters(
+            &chosen.pid,
+            &opts.signal,
+            metas.len(),
+            mode.as_deref(),
+            target.share_process_namespace,
+        ),
         details,
         warnings,
     )

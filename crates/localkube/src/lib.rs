@@ -9,10 +9,12 @@
 //!   over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`). Errors carry
 //!   Kubernetes `Status` bodies; requests without the token get 401.
 //! * **Pods**: from `Deployment`/`Pod` manifests. Each container is PID 1 of its
-//!   own PID namespace, with its own mount namespace (root = tmpfs mirroring the
-//!   host's top-level folders) in which every `emptyDir` is a folder under
-//!   `DIR/pods/<ns>_<pod>/volumes/<name>` bind-mounted at its `mountPath`. The
-//!   image map says which host executable an image runs. Output goes to
+//!   own PID namespace (with `shareProcessNamespace: true`, the pod's containers
+//!   share one whose PID 1 is a pause process), with its own mount namespace
+//!   (root = tmpfs mirroring the host's top-level folders) in which every
+//!   `emptyDir` is a folder under `DIR/pods/<ns>_<pod>/volumes/<name>`
+//!   bind-mounted at its `mountPath`. The image map says which host executable
+//!   an image runs. Output goes to
 //!   `DIR/pods/<ns>_<pod>/containers/<name>/output.log`.
 //! * **Ports**: pods share the host network. A container that declares a
 //!   `containerPort` gets a free host port, passed to it as `PORT` (overriding the
@@ -25,7 +27,7 @@
 //!   reports it.
 //!
 //! Needs root, or unprivileged user namespaces (then each container also gets a
-//! user namespace in which it is root).
+//! user namespace in which it is root, and shared process namespaces are refused).
 //!
 //! ```no_run
 //! let dir = tempfile::tempdir()?;
@@ -98,6 +100,8 @@ pub struct PodInfo {
     pub address: Option<SocketAddr>,
     /// Host folder of each `emptyDir` volume, by volume name.
     pub volumes: BTreeMap<String, PathBuf>,
+    /// Host PID of the pause process when the pod shares its process namespace.
+    pub pause_pid: Option<i32>,
 }
 
 /// Settings for [`LocalKube`]; see [`LocalKube::builder`].
@@ -262,6 +266,19 @@ impl LocalKube {
             }
         }
         let mode = Mode::detect().map_err(Error::NoNamespaces)?;
+        if mode != Mode::Root
+            && let Some(d) = drafts
+                .iter()
+                .find(|d| d.spec.share_process_namespace == Some(true))
+        {
+            // Each container then has its own user namespace, which could not
+            // mount /proc for a PID namespace owned by another.
+            return Err(Error::Manifest {
+                file: d.file.clone(),
+                field: "spec.shareProcessNamespace".into(),
+                message: "a shared process namespace needs localkube to run as root".into(),
+            });
+        }
         std::fs::create_dir_all(&b.dir)
             .map_err(|e| Error::io(format!("creating {}", b.dir.display()), e))?;
         let dir = b
@@ -322,7 +339,7 @@ impl LocalKube {
             inner.bump();
         }
         drop(held_ports);
-        let names: Vec<(String, String, Vec<String>)> = kube
+        let names: Vec<(String, String, bool, Vec<String>)> = kube
             .cluster
             .lock()
             .pods
@@ -331,11 +348,15 @@ impl LocalKube {
                 (
                     p.namespace.clone(),
                     p.name.clone(),
+                    p.spec.share_process_namespace == Some(true),
                     p.containers.iter().map(|c| c.name.clone()).collect(),
                 )
             })
             .collect();
-        for (ns, pod, containers) in names {
+        for (ns, pod, shared, containers) in names {
+            if shared {
+                pods::start_pause(&kube.cluster, &ns, &pod)?;
+            }
             for c in containers {
                 pods::start_container(&kube.cluster, &ns, &pod, &c)?;
             }
@@ -377,6 +398,7 @@ impl LocalKube {
                 labels: p.labels.clone(),
                 address: p.address(),
                 volumes: p.volumes.clone(),
+                pause_pid: p.pause.as_ref().map(|p| p.pid),
                 containers: p
                     .containers
                     .iter()
@@ -453,6 +475,18 @@ impl LocalKube {
                     let _ = p.wait();
                 }
             }
+        }
+        // Pause processes last: killing one kills whatever is left in its namespace.
+        let pauses: Vec<_> = self
+            .cluster
+            .lock()
+            .pods
+            .iter()
+            .filter_map(|p| p.pause.clone())
+            .collect();
+        for p in pauses {
+            let _ = p.signal(libc::SIGKILL);
+            let _ = p.wait();
         }
         let _ = tx.send(());
         let _ = thread.join();

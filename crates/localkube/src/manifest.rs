@@ -203,13 +203,6 @@ fn validate_spec(file: &Path, at: &str, spec: &PodSpec) -> Result<(), Error> {
             "init containers are not supported by localkube",
         ));
     }
-    if spec.share_process_namespace == Some(true) {
-        return Err(err(
-            file,
-            format!("{at}.shareProcessNamespace"),
-            "a shared process namespace is not supported by localkube (each container is PID 1 of its own)",
-        ));
-    }
     let mut volumes = Vec::new();
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
         if v.empty_dir.is_none() {

@@ -203,8 +203,24 @@ pub(crate) fn prepare(
         dir: pod_dir,
         volumes,
         containers,
+        pause: None,
         faults: Faults::default(),
     })
+}
+
+/// Give a pod that shares its process namespace its pause process (PID 1 there).
+pub(crate) fn start_pause(cluster: &Arc<Cluster>, namespace: &str, pod: &str) -> Result<(), Error> {
+    let pause = container::start_pause(&cluster.spawner).map_err(|message| Error::Container {
+        namespace: namespace.into(),
+        pod: pod.into(),
+        container: "(pause)".into(),
+        message,
+    })?;
+    let mut inner = cluster.lock();
+    if let Some(p) = inner.pod_mut(namespace, pod) {
+        p.pause = Some(Arc::new(pause));
+    }
+    Ok(())
 }
 
 /// Start (or restart) one container of a pod that is already in the cluster.
@@ -214,13 +230,23 @@ pub(crate) fn start_container(
     pod: &str,
     container: &str,
 ) -> Result<(), Error> {
-    let (spec, generation) = {
+    let (spec, generation, shared_pid) = {
         let mut inner = cluster.lock();
+        let shared_pid = match inner.pod(namespace, pod).and_then(|p| p.pause.as_ref()) {
+            Some(pause) => Some(
+                pause
+                    .pidfd
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| Error::io("duplicating the pause process's pidfd", e))?,
+            ),
+            None => None,
+        };
         let c = inner.container_mut(namespace, pod, container)?;
         c.generation += 1;
-        (c.spec.clone(), c.generation)
+        (c.spec.clone(), c.generation, shared_pid)
     };
-    let started = container::start(&cluster.spawner, cluster.mode, &spec);
+    let started = container::start(&cluster.spawner, cluster.mode, &spec, shared_pid);
     let mut inner = cluster.lock();
     let Some(p) = inner.pod_mut(namespace, pod) else {
         return Ok(());

@@ -84,6 +84,8 @@ pub(crate) struct PodState {
     pub dir: PathBuf,
     pub volumes: BTreeMap<String, PathBuf>,
     pub containers: Vec<ContainerRun>,
+    /// PID 1 of the pod's shared PID namespace (`shareProcessNamespace: true`).
+    pub pause: Option<Arc<ChildProcess>>,
     pub faults: Faults,
 }
 

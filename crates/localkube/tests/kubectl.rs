@@ -481,6 +481,60 @@ fn drop_leaves_no_process_behind() {
     }
 }
 
+/// `shareProcessNamespace: true`: the containers see one process tree whose
+/// PID 1 is the pause process, which shrugs off signals sent from inside; all
+/// of it is gone after drop.
+#[test]
+fn shared_process_namespace_has_a_pause_process_as_pid_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = manifest(
+        tmp.path(),
+        "shared.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: shared}
+spec:
+  shareProcessNamespace: true
+  containers:
+    - {name: a, image: example/sleeper, args: ["infinity"]}
+    - {name: b, image: example/sleeper, args: ["infinity"]}
+"#,
+    );
+    let kube = LocalKube::builder(tmp.path().join("kube"))
+        .manifest(&m)
+        .image("example/sleeper", sleep_binary())
+        .start()
+        .unwrap();
+    let cache = tmp.path().join("cache");
+    let pod = kube.pods().remove(0);
+    let pause = pod.pause_pid.expect("a pause process");
+    let pids: Vec<i32> = pod.containers.iter().filter_map(|c| c.pid).collect();
+    assert_eq!(pids.len(), 2);
+
+    let exec = |container: &str, argv: &[&str]| {
+        let mut args = vec!["exec", "shared", "-c", container, "--"];
+        args.extend(argv);
+        kubectl_ok(&kube, &cache, &args)
+    };
+    assert_eq!(exec("a", &["cat", "/proc/1/comm"]), "pause\n");
+    // Both containers' processes, in start order, from either container.
+    for c in ["a", "b"] {
+        assert_eq!(
+            exec(c, &["cat", "/proc/2/cmdline", "/proc/3/cmdline"]),
+            format!("{}\0infinity\0", sleep_binary().display()).repeat(2)
+        );
+    }
+    exec("b", &["kill", "-USR1", "1"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(process_alive(pause), "the pause process died of SIGUSR1");
+    assert!(kube.pods()[0].containers.iter().all(|c| c.running));
+
+    drop(kube);
+    for pid in pids.into_iter().chain([pause]) {
+        assert!(!process_alive(pid), "process {pid} survived");
+    }
+}
+
 /// Mount points missing on the host are made inside the pod only, also below
 /// existing folders (which keep their content), and a `command` naming an absolute
 /// path the host lacks finds the image's executable there.

@@ -293,6 +293,34 @@ pub fn covdata(sub: &str, dirs: &[PathBuf], extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `cov-report percent` on `root` prints exactly what `go tool covdata percent`
+/// prints for the data folders under it.
+pub fn percent_matches_go(root: &Path) {
+    let dirs = data_dirs(root);
+    assert!(
+        !dirs.is_empty(),
+        "no coverage data under {}",
+        root.display()
+    );
+    let go = covdata("percent", &dirs, &[]);
+    let ours = std::process::Command::new(tool("cov-report"))
+        .arg("percent")
+        .arg(root)
+        .output()
+        .expect("run cov-report");
+    assert!(
+        ours.status.success(),
+        "cov-report failed: {}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        go,
+        "cov-report vs go tool covdata on {}",
+        root.display()
+    );
+}
+
 /// `go tool covdata textfmt` as (block → count) pairs.
 pub fn counts(dirs: &[PathBuf]) -> std::collections::BTreeMap<String, u64> {
     let tmp = tempfile::NamedTempFile::new().expect("temp");

@@ -5,11 +5,15 @@
 //!
 //! The parent works out every step (paths, flags) in advance; the child just
 //! performs them in order and reports the first failure through a pipe.
+//!
+//! A pod with `shareProcessNamespace: true` first gets a pause process as PID 1
+//! of a new PID namespace; its containers are then created inside that one
+//! (each still with its own mount and UTS namespaces), as a kubelet does.
 
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
@@ -410,10 +414,13 @@ struct Prepared {
 }
 
 /// Start the container; returns once its program has been executed (or failed to).
+/// With `shared_pid`, the pidfd of a pod's pause process, the container joins
+/// that PID namespace instead of getting its own.
 pub(crate) fn start(
     spawner: &Spawner,
     mode: Mode,
     spec: &ContainerSpec,
+    shared_pid: Option<OwnedFd>,
 ) -> Result<ChildProcess, String> {
     std::fs::create_dir_all(&spec.root_dir)
         .map_err(|e| format!("creating {}: {e}", spec.root_dir.display()))?;
@@ -434,16 +441,20 @@ pub(crate) fn start(
         devnull,
         err_w,
     };
-    let flags = mode.clone_flags();
+    let mut flags = mode.clone_flags();
+    if shared_pid.is_some() {
+        flags &= !(libc::CLONE_NEWPID as u64);
+    }
     let child = spawner.call(move || {
         // SAFETY: the child branch only runs `container_child`, which ends in execve/_exit.
-        match unsafe { clone3(flags) } {
+        let clone = || match unsafe { clone3(flags) } {
             Ok(None) => unsafe { container_child(&prep) },
-            Ok(Some(child)) => {
-                drop(prep);
-                Ok(child)
-            }
+            Ok(Some(child)) => Ok(child),
             Err(e) => Err(e),
+        };
+        match &shared_pid {
+            Some(pause) => in_pid_namespace_of(pause, clone).and_then(|r| r),
+            None => clone(),
         }
     })?;
     let child = child.map_err(|e| format!("cannot create the container's namespaces: {e}"))?;
@@ -464,7 +475,80 @@ pub(crate) fn start(
     Ok(child)
 }
 
-/// The child: PID 1 of the new namespaces. Never returns.
+/// Run `f` (on the spawner thread) with new children created in the PID
+/// namespace of the process behind `pidfd`, then switch back. Only this
+/// thread's future children are affected, so other threads need not stop.
+fn in_pid_namespace_of<R>(pidfd: &OwnedFd, f: impl FnOnce() -> R) -> io::Result<R> {
+    let own = File::open("/proc/thread-self/ns/pid")?;
+    let setns = |fd: i32| {
+        // SAFETY: plain syscall on descriptors we hold.
+        if unsafe { libc::setns(fd, libc::CLONE_NEWPID) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    setns(pidfd.as_raw_fd())?;
+    let r = f();
+    if let Err(e) = setns(own.as_raw_fd()) {
+        // Returning to our own namespace is always allowed; if it ever failed,
+        // later containers would land in this pod's namespace.
+        tracing::error!("cannot return the spawner to its PID namespace: {e}");
+    }
+    Ok(r)
+}
+
+/// Start a pod's pause process: PID 1 of a new PID namespace that only reaps
+/// orphans (and, as a namespace's init, ignores signals it has no handler for).
+pub(crate) fn start_pause(spawner: &Spawner) -> Result<ChildProcess, String> {
+    let child = spawner.call(|| {
+        // SAFETY: the child branch only runs `pause_child`, which never returns.
+        match unsafe { clone3(libc::CLONE_NEWPID as u64) } {
+            Ok(None) => unsafe { pause_child() },
+            Ok(Some(child)) => Ok(child),
+            Err(e) => Err(e),
+        }
+    })?;
+    child.map_err(|e| format!("cannot create the pod's PID namespace: {e}"))
+}
+
+/// The pause process. No exec (there is no pause image), so it drops every
+/// inherited descriptor: holding pipe ends would keep other readers from EOF.
+///
+/// # Safety
+/// Runs right after clone3 in a copy of a multi-threaded process: syscalls only.
+unsafe fn pause_child() -> ! {
+    // SAFETY: plain syscalls with valid arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"pause".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        let second = libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        loop {
+            if libc::waitpid(-1, std::ptr::null_mut(), 0) < 0 {
+                libc::nanosleep(&second, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// The child: PID 1 of the new namespaces (or a member of the pod's shared
+/// PID namespace). Never returns.
 ///
 /// # Safety
 /// Runs between clone3 and execve: system calls on prepared data only.
