@@ -4,9 +4,11 @@
 //! - `test`: install tools, then run every test (what CI runs).
 //! - `demo`: the whole Skaffold coverage flow on localkube.
 //! - `bench report|collect`: benchmarks against Go's and kubectl's own way.
+//! - `check-macos`: type-check the host tools for macOS.
 
 mod bench;
 mod demo;
+mod macos;
 mod test;
 mod tools;
 
@@ -31,6 +33,8 @@ enum Command {
     /// Benchmarks against the tools this project replaces.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Type-check cov-signal, cov-collect and cov-report for macOS (aarch64-apple-darwin).
+    CheckMacos,
 }
 
 #[derive(Subcommand)]
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
         Command::Tools => tools::install(),
         Command::Test => test::run_all(),
         Command::Demo(opts) => demo::run(opts),
+        Command::CheckMacos => macos::run_check(),
         Command::Bench(BenchCommand::Report(a)) => bench::report::run(&a),
         #[cfg(target_os = "linux")]
         Command::Bench(BenchCommand::Collect(a)) => bench::collect::run(&a),

@@ -210,7 +210,7 @@ fn relink(target: &Path, link: &Path) -> Result<()> {
         .with_context(|| format!("linking {} -> {}", link.display(), target.display()))
 }
 
-fn set_executable(path: &Path) -> Result<()> {
+pub(crate) fn set_executable(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
     Ok(())
