@@ -135,6 +135,17 @@ fn first_line(s: &str) -> &str {
         .trim()
 }
 
+/// Whether the counter files in `grown` are finished: new ones are (Go renames
+/// them into place when written); one that grew in place only when the
+/// `previous` listing already showed it at this size.
+fn settled(before: &[FileEntry], previous: Option<&[FileEntry]>, grown: &[FileEntry]) -> bool {
+    grown.iter().all(|g| {
+        !before.iter().any(|b| b.name == g.name)
+            || previous
+                .is_some_and(|prev| prev.iter().any(|p| p.name == g.name && p.size == g.size))
+    })
+}
+
 /// Signal one container and (unless `no_wait`) wait for its counters.
 pub async fn signal_one(
     client: &kube::Client,
@@ -267,22 +278,22 @@ pub async fn signal_one(
         );
     };
 
-    // Wait for a new or grown counter file whose size holds still between two listings.
+    // Wait for a new or grown counter file whose size holds still. Go's runtime
+    // writes counters to `tmp.<name>` and renames the finished file into place,
+    // so a new file under its final name is already complete; only a file that
+    // grew in place (another writer) must keep its size across two listings.
     let deadline = Instant::now() + opts.wait;
     let mut previous: Option<Vec<FileEntry>> = None;
     let mut last = before.clone();
+    let mut pause = Duration::from_millis(20);
     loop {
-        // Go writes counters to a temporary name and renames, so a short poll is cheap and safe.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(pause).await;
+        pause = Duration::from_millis(50);
         match list_dir(client, &base, &d).await {
             Ok(now) => {
                 let grown: Vec<FileEntry> =
                     new_or_grown(&before, &now).into_iter().cloned().collect();
-                let stable = previous.as_ref().is_some_and(|prev| {
-                    grown
-                        .iter()
-                        .all(|g| prev.iter().any(|p| p.name == g.name && p.size == g.size))
-                });
+                let stable = settled(&before, previous.as_deref(), &grown);
                 if !grown.is_empty() && stable {
                     details.confirmed = true;
                     let total: u64 = grown.iter().map(|f| f.size).sum();
@@ -349,6 +360,27 @@ pub fn exec_failure(what: &str, e: &ExecError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn f(name: &str, size: u64) -> FileEntry {
+        FileEntry {
+            name: name.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn new_files_are_finished_grown_ones_must_hold_their_size() {
+        let before = [f("covcounters.a.1.1", 10)];
+        assert!(settled(&before, None, &[f("covcounters.a.1.2", 40)]));
+        let grown = [f("covcounters.a.1.1", 30)];
+        assert!(!settled(&before, None, &grown));
+        assert!(!settled(
+            &before,
+            Some(&[f("covcounters.a.1.1", 20)]),
+            &grown
+        ));
+        assert!(settled(&before, Some(&grown), &grown));
+    }
 
     #[test]
     fn signals() {
