@@ -1,4 +1,5 @@
-//! The REST endpoints: version, discovery, pods (list, get, log) and exec.
+//! The REST endpoints: version, discovery, pods (list, get, log), exec, and
+//! services (list, get).
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube_selector::SelectorExt;
 use serde_json::{Value, json};
@@ -70,6 +71,9 @@ pub(crate) async fn api_v1() -> Response {
              "kind": "PodExecOptions", "verbs": ["create", "get"]},
             {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod",
              "verbs": ["get"]},
+            {"name": "services", "singularName": "service", "namespaced": true,
+             "kind": "Service", "verbs": ["get", "list"], "shortNames": ["svc"],
+             "categories": ["all"]},
         ],
     }))
 }
@@ -111,6 +115,25 @@ pub(crate) async fn list_pods(
     list(&c, Some(&ns), &method, &headers, &q)
 }
 
+/// The checks every list shares; the label selector it asks for.
+fn list_query(
+    method: &Method,
+    q: &[(String, String)],
+) -> Result<kube_selector::Selector, Box<Response>> {
+    if method != Method::GET {
+        return Err(Box::new(method_not_allowed(method)));
+    }
+    if flag(q, "watch") {
+        return Err(Box::new(error(
+            405,
+            "watch is not supported by localkube; list instead",
+            Some(json!({})),
+        )));
+    }
+    kube_selector::parse_label_selector(param(q, "labelSelector").unwrap_or(""))
+        .map_err(|e| Box::new(error(400, e.to_string(), None)))
+}
+
 fn list(
     c: &Cluster,
     namespace: Option<&str>,
@@ -118,20 +141,9 @@ fn list(
     headers: &HeaderMap,
     q: &[(String, String)],
 ) -> Response {
-    if method != Method::GET {
-        return method_not_allowed(method);
-    }
-    if flag(q, "watch") {
-        return error(
-            405,
-            "watch is not supported by localkube; list instead",
-            Some(json!({})),
-        );
-    }
-    let labels = match kube_selector::parse_label_selector(param(q, "labelSelector").unwrap_or(""))
-    {
-        Ok(s) => s,
-        Err(e) => return error(400, e.to_string(), None),
+    let labels = match list_query(method, q) {
+        Ok(l) => l,
+        Err(r) => return *r,
     };
     let field_text = param(q, "fieldSelector").unwrap_or("");
     let fields = match kube_selector::parse_field_selector(field_text) {
@@ -218,15 +230,7 @@ fn table(pods: &[Pod], rv: u64, include: Option<&str>) -> Value {
             if p.metadata.deletion_timestamp.is_some() {
                 shown = "Terminating".into();
             }
-            let object = match include {
-                Some("None") => Value::Null,
-                Some("Object") => serde_json::to_value(p).unwrap_or(Value::Null),
-                _ => json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": p.metadata,
-                }),
-            };
+            let object = row_object(p, &p.metadata, include);
             json!({
                 "cells": [
                     p.metadata.name,
@@ -241,31 +245,207 @@ fn table(pods: &[Pod], rv: u64, include: Option<&str>) -> Value {
             })
         })
         .collect();
-    let col = |name: &str, format: &str, priority: i32, description: &str| json!({"name": name, "type": "string", "format": format, "priority": priority, "description": description});
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": rv.to_string()},
-        "columnDefinitions": [
+    table_of(
+        vec![
             col("Name", "name", 0, "Name of the pod"),
             col("Ready", "", 0, "Ready containers / all containers"),
-            col("Status", "", 0, "The pod's phase or the reason it is not running"),
+            col(
+                "Status",
+                "",
+                0,
+                "The pod's phase or the reason it is not running",
+            ),
             col("Restarts", "", 0, "Container restarts"),
             col("Age", "", 0, "Time since creation"),
             col("IP", "", 1, "Pod IP"),
             col("Node", "", 1, "Node name"),
         ],
+        rows,
+        rv,
+    )
+}
+
+fn col(name: &str, format: &str, priority: i32, description: &str) -> Value {
+    json!({"name": name, "type": "string", "format": format, "priority": priority, "description": description})
+}
+
+fn table_of(columns: Vec<Value>, rows: Vec<Value>, rv: u64) -> Value {
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": columns,
         "rows": rows,
     })
 }
 
+/// A table row's `object`, as `includeObject` asks.
+fn row_object<T: serde::Serialize>(
+    obj: &T,
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    include: Option<&str>,
+) -> Value {
+    match include {
+        Some("None") => Value::Null,
+        Some("Object") => serde_json::to_value(obj).unwrap_or(Value::Null),
+        _ => json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": metadata,
+        }),
+    }
+}
+
+pub(crate) async fn list_all_services(
+    State(c): State<Arc<Cluster>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    list_services(&c, None, &method, &headers, &q)
+}
+
+pub(crate) async fn list_ns_services(
+    State(c): State<Arc<Cluster>>,
+    Path(ns): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    list_services(&c, Some(&ns), &method, &headers, &q)
+}
+
+fn list_services(
+    c: &Cluster,
+    namespace: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+    q: &[(String, String)],
+) -> Response {
+    let labels = match list_query(method, q) {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    if param(q, "fieldSelector").is_some_and(|f| !f.is_empty()) {
+        return error(
+            400,
+            "field selectors on services are not supported by localkube",
+            None,
+        );
+    }
+    let inner = c.lock();
+    let rv = inner.resource_version;
+    let services: Vec<Service> = inner
+        .services
+        .iter()
+        .filter(|s| namespace.is_none_or(|ns| s.metadata.namespace.as_deref() == Some(ns)))
+        .filter(|s| labels.matches(&s.metadata.labels.clone().unwrap_or_default()))
+        .map(|s| with_version(s, rv))
+        .collect();
+    drop(inner);
+    if wants_table(headers) {
+        return json_ok(&service_table(&services, rv, param(q, "includeObject")));
+    }
+    json_ok(&json!({
+        "kind": "ServiceList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": services,
+    }))
+}
+
+fn with_version(s: &Service, rv: u64) -> Service {
+    let mut s = s.clone();
+    s.metadata.resource_version = Some(rv.to_string());
+    s
+}
+
+pub(crate) async fn get_service(
+    State(c): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+    method: Method,
+) -> Response {
+    if method != Method::GET {
+        return method_not_allowed(&method);
+    }
+    let inner = c.lock();
+    let found = inner.services.iter().find(|s| {
+        s.metadata.namespace.as_deref() == Some(ns.as_str())
+            && s.metadata.name.as_deref() == Some(name.as_str())
+    });
+    match found {
+        Some(s) => json_ok(&with_version(s, inner.resource_version)),
+        None => error(
+            404,
+            format!("services \"{name}\" not found"),
+            Some(json!({"name": name, "kind": "services"})),
+        ),
+    }
+}
+
+/// The columns `kubectl get services` prints.
+fn service_table(services: &[Service], rv: u64, include: Option<&str>) -> Value {
+    let rows = services
+        .iter()
+        .map(|s| {
+            let spec = s.spec.clone().unwrap_or_default();
+            let ports: Vec<String> = spec
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| {
+                    let proto = p.protocol.as_deref().unwrap_or("TCP");
+                    match p.node_port {
+                        Some(n) => format!("{}:{n}/{proto}", p.port),
+                        None => format!("{}/{proto}", p.port),
+                    }
+                })
+                .collect();
+            json!({
+                "cells": [
+                    s.metadata.name,
+                    spec.type_.unwrap_or_else(|| "ClusterIP".into()),
+                    spec.cluster_ip.unwrap_or_else(|| "<none>".into()),
+                    "<none>",
+                    if ports.is_empty() { "<none>".to_string() } else { ports.join(",") },
+                    age(s.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+                ],
+                "object": row_object(s, &s.metadata, include),
+            })
+        })
+        .collect();
+    table_of(
+        vec![
+            col("Name", "name", 0, "Name of the service"),
+            col("Type", "", 0, "How the service is exposed"),
+            col("Cluster-IP", "", 0, "Cluster IP (not routed by localkube)"),
+            col("External-IP", "", 0, "External IPs"),
+            col("Port(s)", "", 0, "Service ports"),
+            col("Age", "", 0, "Time since creation"),
+        ],
+        rows,
+        rv,
+    )
+}
+
 pub(crate) async fn list_namespaces(State(c): State<Arc<Cluster>>) -> Response {
-    let mut names: Vec<String> = c.lock().pods.iter().map(|p| p.namespace.clone()).collect();
+    let mut names = namespaces_in_use(&c);
     names.push("default".into());
     names.sort();
     names.dedup();
     let items: Vec<Value> = names.iter().map(|n| namespace_obj(n)).collect();
     json_ok(&json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}))
+}
+
+/// Namespaces that hold a pod or a service.
+fn namespaces_in_use(c: &Cluster) -> Vec<String> {
+    let inner = c.lock();
+    let pods = inner.pods.iter().map(|p| p.namespace.clone());
+    let services = inner
+        .services
+        .iter()
+        .filter_map(|s| s.metadata.namespace.clone());
+    pods.chain(services).collect()
 }
 
 fn namespace_obj(name: &str) -> Value {
@@ -281,7 +461,7 @@ pub(crate) async fn get_namespace(
     State(c): State<Arc<Cluster>>,
     Path(ns): Path<String>,
 ) -> Response {
-    let known = ns == "default" || c.lock().pods.iter().any(|p| p.namespace == ns);
+    let known = ns == "default" || namespaces_in_use(&c).contains(&ns);
     if known {
         json_ok(&namespace_obj(&ns))
     } else {

@@ -5,9 +5,10 @@
 //! * **API**: HTTPS on `127.0.0.1` with a freshly generated CA and server
 //!   certificate and a bearer token; a kubeconfig with a named context. Serves
 //!   `/version`, discovery (`/api`, `/api/v1`, `/apis`), pods (list with label and
-//!   field selectors, get, log; `Table` output for `kubectl get`) and `pods/exec`
-//!   over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`). Errors carry
-//!   Kubernetes `Status` bodies; requests without the token get 401.
+//!   field selectors, get, log; `Table` output for `kubectl get`), services (list
+//!   with label selectors, get) and `pods/exec` over WebSocket
+//!   (`v5.channel.k8s.io`, `v4.channel.k8s.io`). Errors carry Kubernetes
+//!   `Status` bodies; requests without the token get 401.
 //! * **Pods**: from `Deployment`/`Pod` manifests. Each container is PID 1 of its
 //!   own PID namespace (with `shareProcessNamespace: true`, the pod's containers
 //!   share one whose PID 1 is a pause process), with its own mount namespace
@@ -20,11 +21,13 @@
 //!   `containerPort` gets a free host port, passed to it as `PORT` (overriding the
 //!   spec) and reported as the first port's `hostPort`, in the annotation
 //!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`]; `podIP` is `127.0.0.1`.
+//! * **Services** in the manifests are served as objects (get, list), so a
+//!   rendered app deploys whole; nothing routes traffic through them.
 //! * **Faults** on demand, per pod: see [`Fault`].
 //! * **Not modelled**: probes, lifecycle hooks, resources, init containers,
-//!   services. A container whose program ends stays terminated (no automatic
-//!   restart); the pod's phase then follows its `restartPolicy` as Kubernetes
-//!   reports it.
+//!   service networking. A container whose program ends stays terminated (no
+//!   automatic restart); the pod's phase then follows its `restartPolicy` as
+//!   Kubernetes reports it.
 //!
 //! Needs root, or unprivileged user namespaces (then each container also gets a
 //! user namespace in which it is root, and shared process namespaces are refused).
@@ -237,8 +240,26 @@ impl LocalKube {
         }
         // Check every manifest before anything starts.
         let mut drafts = Vec::new();
+        let mut services = Vec::new();
         for m in &b.manifests {
-            drafts.extend(manifest::load(m, &b.labels)?);
+            let loaded = manifest::load(m, &b.labels)?;
+            drafts.extend(loaded.pods);
+            services.extend(loaded.services);
+        }
+        let mut seen_services = std::collections::HashSet::new();
+        for (file, svc) in &services {
+            let key = (svc.metadata.namespace.clone(), svc.metadata.name.clone());
+            if !seen_services.insert(key) {
+                return Err(Error::Manifest {
+                    file: file.clone(),
+                    field: "metadata.name".into(),
+                    message: format!(
+                        "service {}/{} is defined twice",
+                        svc.metadata.namespace.as_deref().unwrap_or_default(),
+                        svc.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                });
+            }
         }
         for d in &drafts {
             for (i, c) in d.spec.containers.iter().enumerate() {
@@ -331,6 +352,10 @@ impl LocalKube {
 
         // Create every pod's folders first, then start the containers; any failure
         // tears down what already runs (by dropping `kube`).
+        kube.cluster.lock().services = services
+            .into_iter()
+            .map(|(_, svc)| state::stamp_service(svc))
+            .collect();
         let mut held_ports = Vec::new();
         for d in &drafts {
             let pod = pods::prepare(d, &dir, &b.images, addr.port(), &mut held_ports)?;
@@ -419,6 +444,22 @@ impl LocalKube {
                         log_file: c.spec.log_file.clone(),
                     })
                     .collect(),
+            })
+            .collect()
+    }
+
+    /// Every Service, as (namespace, name). They are API objects only: pods
+    /// share the host network and nothing routes traffic through a Service.
+    pub fn services(&self) -> Vec<(String, String)> {
+        self.cluster
+            .lock()
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    s.metadata.namespace.clone().unwrap_or_default(),
+                    s.metadata.name.clone().unwrap_or_default(),
+                )
             })
             .collect()
     }

@@ -31,7 +31,7 @@ struct Up {
     /// Folder for the kubeconfig, certificates, pod volumes and logs.
     #[arg(long)]
     dir: PathBuf,
-    /// Deployment or Pod manifest (repeatable).
+    /// Deployment, Pod or Service manifest (repeatable).
     #[arg(short = 'f', long = "filename", required = true)]
     manifests: Vec<PathBuf>,
     /// Which local executable an image runs: NAME=PATH (repeatable).
@@ -92,11 +92,16 @@ fn up(args: Up) -> Result<ExitCode> {
                 })
             })
             .collect();
+        let services: Vec<_> = kube
+            .services()
+            .into_iter()
+            .map(|(namespace, name)| serde_json::json!({"namespace": namespace, "name": name}))
+            .collect();
         println!(
             "{}",
             serde_json::json!({
                 "context": kube.context(), "kubeconfig": kube.kubeconfig(),
-                "server": kube.server_url(), "pods": pods,
+                "server": kube.server_url(), "pods": pods, "services": services,
             })
         );
     } else {
@@ -114,6 +119,9 @@ fn up(args: Up) -> Result<ExitCode> {
                     .map(|a| a.to_string())
                     .unwrap_or_else(|| "-".into())
             );
+        }
+        for (namespace, name) in kube.services() {
+            println!("service {namespace}/{name} (object only: no traffic is routed)");
         }
     }
     let rt = tokio::runtime::Builder::new_current_thread()

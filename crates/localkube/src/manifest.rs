@@ -1,4 +1,6 @@
-//! Reading Deployment and Pod manifests into the pods localkube will run.
+//! Reading Deployment, Pod and Service manifests into the pods localkube will
+//! run and the Services it will serve (objects only: pods share the host
+//! network, so no traffic is routed through them).
 //!
 //! Everything is checked before anything starts: a bad document is an error that
 //! names the file and the field.
@@ -7,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Service};
 use rand::Rng;
 
 use crate::Error;
@@ -33,6 +35,14 @@ pub(crate) struct PodDraft {
     pub spec: PodSpec,
 }
 
+/// What one manifest file holds.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub pods: Vec<PodDraft>,
+    /// With their namespace set and the extra labels stamped on.
+    pub services: Vec<(PathBuf, Service)>,
+}
+
 fn err(file: &Path, field: impl Into<String>, message: impl Into<String>) -> Error {
     Error::Manifest {
         file: file.to_path_buf(),
@@ -51,15 +61,28 @@ pub(crate) fn random_suffix(n: usize) -> String {
         .collect()
 }
 
+/// A UID shaped like the API server's.
+pub(crate) fn random_uid() -> String {
+    format!(
+        "{}-{}-{}-{}",
+        random_suffix(8),
+        random_suffix(4),
+        random_suffix(4),
+        random_suffix(12)
+    )
+}
+
 /// Load every document of one manifest file. `extra_labels` go on every pod
-/// (the per-manifest ones win over the global ones: the caller merges them).
+/// and Service (the per-manifest ones win over the global ones: the caller
+/// merges them).
 pub(crate) fn load(
     src: &ManifestSource,
     extra_labels: &BTreeMap<String, String>,
-) -> Result<Vec<PodDraft>, Error> {
+) -> Result<Loaded, Error> {
     let file = src.path.as_path();
     let text = std::fs::read_to_string(file).map_err(|e| err(file, "(file)", e.to_string()))?;
     let mut pods = Vec::new();
+    let mut services = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
         let value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc)
             .map_err(|e| err(file, format!("document {}", i + 1), e.to_string()))?;
@@ -156,21 +179,35 @@ pub(crate) fn load(
                     spec,
                 });
             }
+            ("Service", "v1") => {
+                let mut svc: Service = serde_yaml::from_str(&retyped)
+                    .map_err(|e| err(file, format!("{where_} (Service)"), e.to_string()))?;
+                if svc.metadata.name.as_deref().is_none_or(str::is_empty) {
+                    return Err(err(file, "metadata.name", "missing"));
+                }
+                svc.metadata.namespace = Some(namespace_of(src, svc.metadata.namespace.as_deref()));
+                svc.metadata.labels = Some(labels_for(svc.metadata.labels.unwrap_or_default()));
+                services.push((file.to_path_buf(), svc));
+            }
             _ => {
                 return Err(err(
                     file,
                     format!("{where_}: kind"),
                     format!(
-                        "{api_version} {kind} is not supported; localkube runs apps/v1 Deployment and v1 Pod"
+                        "{api_version} {kind} is not supported; localkube runs apps/v1 Deployment and v1 Pod, and serves v1 Service"
                     ),
                 ));
             }
         }
     }
-    if pods.is_empty() {
-        return Err(err(file, "(file)", "no Deployment or Pod in this manifest"));
+    if pods.is_empty() && services.is_empty() {
+        return Err(err(
+            file,
+            "(file)",
+            "no Deployment, Pod or Service in this manifest",
+        ));
     }
-    Ok(pods)
+    Ok(Loaded { pods, services })
 }
 
 fn namespace_of(src: &ManifestSource, from_manifest: Option<&str>) -> String {

@@ -90,13 +90,7 @@ pub(crate) fn prepare(
     api_port: u16,
     held_ports: &mut Vec<std::net::TcpListener>,
 ) -> Result<PodState, Error> {
-    let uid = format!(
-        "{}-{}-{}-{}",
-        manifest::random_suffix(8),
-        manifest::random_suffix(4),
-        manifest::random_suffix(4),
-        manifest::random_suffix(12)
-    );
+    let uid = manifest::random_uid();
     let pod_dir = dir
         .join("pods")
         .join(pod_dir_name(&draft.namespace, &draft.name));

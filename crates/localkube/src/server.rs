@@ -30,6 +30,15 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .route("/api/v1/namespaces/{ns}/pods/{name}", any(api::get_pod))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(api::pod_log))
         .route("/api/v1/namespaces/{ns}/pods/{name}/exec", any(api::exec))
+        .route("/api/v1/services", any(api::list_all_services))
+        .route(
+            "/api/v1/namespaces/{ns}/services",
+            any(api::list_ns_services),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/services/{name}",
+            any(api::get_service),
+        )
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&cluster),

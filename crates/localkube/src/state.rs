@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodIP, PodSpec, PodStatus,
+    ContainerStatus, Pod, PodCondition, PodIP, PodSpec, PodStatus, Service, ServiceStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -92,6 +92,8 @@ pub(crate) struct PodState {
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     pub pods: Vec<PodState>,
+    /// Served as objects only: nothing routes traffic through them.
+    pub services: Vec<Service>,
     pub resource_version: u64,
 }
 
@@ -131,6 +133,14 @@ impl Inner {
     pub(crate) fn bump(&mut self) {
         self.resource_version += 1;
     }
+}
+
+/// What the API server adds to a Service when it is created.
+pub(crate) fn stamp_service(mut svc: Service) -> Service {
+    svc.metadata.uid = Some(crate::manifest::random_uid());
+    svc.metadata.creation_timestamp = Some(Time(Timestamp::now()));
+    svc.status = Some(ServiceStatus::default());
+    svc
 }
 
 /// Shared by the API server, the reapers and the [`crate::LocalKube`] handle.

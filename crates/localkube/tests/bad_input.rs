@@ -18,12 +18,12 @@ fn start_err(tmp: &std::path::Path, yaml: &str) -> Error {
 fn unsupported_kind_names_file_and_field() {
     let tmp = tempfile::tempdir().unwrap();
     let yaml = format!(
-        "{}---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{}}\n",
+        "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: web}}\ndata: {{}}\n",
         sleep_deployment("web", 1)
     );
     let e = start_err(tmp.path(), &yaml).to_string();
     assert!(
-        e.contains("bad.yaml") && e.contains("document 2: kind") && e.contains("Service"),
+        e.contains("bad.yaml") && e.contains("document 2: kind") && e.contains("ConfigMap"),
         "{e}"
     );
     // Nothing was started: not even the kubeconfig was written.

@@ -121,8 +121,8 @@ fn bad_manifest_exits_2_with_the_file_named() {
     let tmp = tempfile::tempdir().unwrap();
     let m = manifest(
         tmp.path(),
-        "svc.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n",
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
     );
     let out = Command::new(env!("CARGO_BIN_EXE_localkube"))
         .args(["up", "--dir"])
@@ -133,7 +133,10 @@ fn bad_manifest_exits_2_with_the_file_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("svc.yaml") && err.contains("Service"), "{err}");
+    assert!(
+        err.contains("cm.yaml") && err.contains("ConfigMap"),
+        "{err}"
+    );
 }
 
 /// Not root: every container gets a user namespace in which it is root.

@@ -481,6 +481,76 @@ fn drop_leaves_no_process_behind() {
     }
 }
 
+/// Services deploy with their app and are listed and read like on a cluster.
+#[test]
+fn services_are_served_as_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = manifest(
+        tmp.path(),
+        "web.yaml",
+        &format!(
+            "{}---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, labels: {{app: web}}}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80, targetPort: 8080}}]\n",
+            sleep_deployment("web", 1)
+        ),
+    );
+    let kube = LocalKube::builder(tmp.path().join("kube"))
+        .manifest(&m)
+        .manifest_with(&m, Some("other"), [("skaffold.dev/run-id", "other")])
+        .image("example/sleeper", sleep_binary())
+        .label("skaffold.dev/run-id", "abc")
+        .start()
+        .unwrap();
+    let cache = tmp.path().join("cache");
+    assert_eq!(kube.services().len(), 2);
+    let listed = kubectl_ok(
+        &kube,
+        &cache,
+        &[
+            "get",
+            "services",
+            "-A",
+            "-l",
+            "skaffold.dev/run-id=abc",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(listed, "service/web\n");
+    let port = kubectl_ok(
+        &kube,
+        &cache,
+        &[
+            "get",
+            "svc",
+            "web",
+            "-n",
+            "other",
+            "-o",
+            "jsonpath={.spec.ports[0].port}",
+        ],
+    );
+    assert_eq!(port, "80");
+    let table = kubectl_ok(&kube, &cache, &["get", "services"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("PORT(S)"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("web ") && lines[1].contains("80/TCP"),
+        "{table}"
+    );
+    let all = kubectl_ok(&kube, &cache, &["get", "all", "-n", "other", "-o", "name"]);
+    assert!(all.lines().any(|l| l == "service/web"), "{all}");
+    let missing = kubectl(&kube, &cache, &["get", "service", "nope"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("services \"nope\" not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
 /// `shareProcessNamespace: true`: the containers see one process tree whose
 /// PID 1 is the pause process, which shrugs off signals sent from inside; all
 /// of it is gone after drop.

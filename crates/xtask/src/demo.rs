@@ -4,9 +4,9 @@
 //! It does what `skaffold run --profile coverage` does for
 //! `examples/go-integration-coverage`, minus the image: builds the service
 //! with `-cover -covermode=atomic`, renders the coverage overlay with
-//! `kubectl kustomize`, "deploys" the rendered workloads to localkube under
-//! a fresh `skaffold.dev/run-id` (the Service has no process behind it, so
-//! the integration test gets the pods' addresses instead), then runs the
+//! `kubectl kustomize`, deploys the rendered manifests to localkube under a
+//! fresh `skaffold.dev/run-id` (localkube routes no traffic through the
+//! Service, so the integration test gets the pods' addresses), then runs the
 //! profile's `after` deploy hooks from `skaffold.yaml` (integration test,
 //! cov-signal, cov-collect, cov-report) with the environment Skaffold gives
 //! host hooks.

@@ -94,6 +94,12 @@ fn demo_runs_end_to_end_and_reports_what_go_reports() {
         processes_under(&work)
     );
 
+    // Exactly the rendered manifests were deployed: the overlay's Service too.
+    assert!(
+        stdout.contains("services: default/greeter "),
+        "the rendered Service was not deployed:\n{stdout}"
+    );
+
     let pods = coverage_dirs(&work.join("greeter/reports/coverage"));
     assert_eq!(
         pods.len(),

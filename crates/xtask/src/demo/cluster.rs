@@ -6,10 +6,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Kinds localkube runs; the rest of a rendered overlay (the Service) has no
-/// process behind it.
-const WORKLOAD_KINDS: [&str; 2] = ["Deployment", "Pod"];
-
 /// How long the pods get to start listening (Skaffold waits for readiness
 /// before it runs `after` deploy hooks).
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -24,40 +20,6 @@ pub struct Cluster {
     kube: localkube::LocalKube,
     pods: Vec<Pod>,
     pids: Vec<i32>,
-}
-
-/// Splits a rendered multi-document manifest into the documents localkube
-/// runs (written to `workloads`) and the kinds it left out.
-pub fn workloads(rendered: &Path, workloads: &Path) -> Result<Vec<String>> {
-    use serde::Deserialize;
-    let text = std::fs::read_to_string(rendered)
-        .with_context(|| format!("reading {}", rendered.display()))?;
-    let mut kept = Vec::new();
-    let mut left_out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc)
-            .with_context(|| format!("{} is not valid YAML", rendered.display()))?;
-        if value.is_null() {
-            continue;
-        }
-        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
-        if WORKLOAD_KINDS.contains(&kind) {
-            kept.push(serde_yaml::to_string(&value)?);
-        } else {
-            let name = value
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(|n| n.as_str())
-                .unwrap_or("?");
-            left_out.push(format!("{kind} {name}"));
-        }
-    }
-    if kept.is_empty() {
-        bail!("{} has no Deployment or Pod to run", rendered.display());
-    }
-    std::fs::write(workloads, kept.join("---\n"))
-        .with_context(|| format!("writing {}", workloads.display()))?;
-    Ok(left_out)
 }
 
 impl Cluster {
@@ -107,6 +69,11 @@ impl Cluster {
 
     pub fn pods(&self) -> &[Pod] {
         &self.pods
+    }
+
+    /// (namespace, name) of each Service deployed (API objects only).
+    pub fn services(&self) -> Vec<(String, String)> {
+        self.kube.services()
     }
 
     pub fn kubeconfig(&self) -> &Path {

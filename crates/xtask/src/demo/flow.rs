@@ -92,27 +92,28 @@ pub fn run(opts: Options) -> Result<()> {
     render_overlay(&project.join(OVERLAY), &manifests)?;
 
     let run_id = new_run_id();
-    let workloads = work.join("workloads.yaml");
-    let left_out = cluster::workloads(&manifests, &workloads)?;
     steps.say(format!(
-        "starting localkube with the rendered manifests (label skaffold.dev/run-id={run_id}){}",
-        if left_out.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; left out, no process behind it: {} (the test reaches the pods directly)",
-                left_out.join(", ")
-            )
-        }
+        "starting localkube with the rendered manifests (label skaffold.dev/run-id={run_id})"
     ));
     let cluster =
-        cluster::Cluster::start(&work.join("localkube"), &workloads, IMAGE, &binary, &run_id)?;
+        cluster::Cluster::start(&work.join("localkube"), &manifests, IMAGE, &binary, &run_id)?;
     let pods: Vec<String> = cluster
         .pods()
         .iter()
         .map(|p| format!("{}/{} at {}", p.namespace, p.name, p.address))
         .collect();
     println!("         pods: {}", pods.join(", "));
+    let services: Vec<String> = cluster
+        .services()
+        .iter()
+        .map(|(ns, name)| format!("{ns}/{name}"))
+        .collect();
+    if !services.is_empty() {
+        println!(
+            "         services: {} (objects only: the test reaches the pods directly)",
+            services.join(", ")
+        );
+    }
 
     let hooks = hooks::after_deploy(&project.join("skaffold.yaml"), PROFILE)?;
     let env = hook_env(&cluster, &run_id, &project, &tool_dir)?;
@@ -218,8 +219,8 @@ fn render_overlay(overlay: &Path, out: &Path) -> Result<()> {
 /// The environment Skaffold gives deploy host hooks, plus what makes the
 /// hooks find this workspace's tools and the pods without a real cluster:
 /// PATH (tools, Go, kubectl), KUBECONFIG (localkube's), the Go settings of
-/// `.tools`, and GREETER_ADDRS (the integration test's direct targets: there
-/// is no Service to port-forward to).
+/// `.tools`, and GREETER_ADDRS (the integration test's direct targets:
+/// localkube routes no traffic through the Service).
 fn hook_env(
     cluster: &cluster::Cluster,
     run_id: &str,
