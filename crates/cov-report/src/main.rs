@@ -119,5 +119,6 @@ fn init_logging(verbose: u8) {
         .with_max_level(level)
         .without_time()
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

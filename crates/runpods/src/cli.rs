@@ -152,6 +152,8 @@ pub fn init_logging(verbose: u8, crates: &[&str]) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        // Hooks' output lands in CI logs: colour only on a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -87,6 +87,8 @@ impl Cluster {
             context: context.clone(),
             source,
         })?;
+        // The context and server only: credentials never reach the logs.
+        tracing::info!("context {context} at {server}");
         Ok(Cluster {
             client,
             context,

@@ -317,10 +317,21 @@ where
             attempts,
         })
     };
-    match tokio::time::timeout(spec.timeout, work).await {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(spec.timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(ExecError::TimedOut(spec.timeout)),
+    };
+    match &result {
+        Ok(f) => tracing::debug!(
+            "{what}: {:?} -> {} in {:.0?}",
+            spec.argv,
+            f.status,
+            started.elapsed()
+        ),
+        Err(e) => tracing::debug!("{what}: {:?} failed: {e}", spec.argv),
     }
+    result
 }
 
 /// Run `spec.argv` and keep its stdout (up to `max_stdout` bytes; the rest is dropped).

@@ -152,6 +152,7 @@ pub async fn select_pods(cluster: &Cluster, query: &PodQuery) -> Result<Selectio
     };
     let selector = build_selector(run_id.as_deref(), query.selector.as_deref())?;
     let pods = list_pods(cluster, &query.namespaces, &selector, query.retry).await?;
+    tracing::info!("{} pod(s) match {selector} in {scope}", pods.len());
     Ok(Selection {
         pods,
         selector: selector.to_string(),
