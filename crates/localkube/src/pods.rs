@@ -386,22 +386,7 @@ pub(crate) fn set_fault(
             exit_code,
         } => {
             has_container(&container)?;
-            let stopped = stop_container(
-                cluster,
-                namespace,
-                pod,
-                &container,
-                libc::SIGKILL,
-                Some(exit_code),
-                Duration::from_secs(10),
-            )?;
-            if !stopped {
-                return Err(fault_err(
-                    namespace,
-                    pod,
-                    format!("container {container} did not stop within 10s"),
-                ));
-            }
+            kill_container(cluster, namespace, pod, &container, exit_code)?;
             let mut inner = cluster.lock();
             if let Some(p) = inner.pod_mut(namespace, pod) {
                 if let Some(c) = p.containers.iter_mut().find(|c| c.name == container)
@@ -425,12 +410,13 @@ pub(crate) fn set_fault(
     }
 }
 
-/// Kill (if running) and start again, keeping the volumes; restartCount + 1.
-fn restart(
+/// SIGKILL a container for a fault, reporting `exit_code`; an error if it lingers.
+fn kill_container(
     cluster: &Arc<Cluster>,
     namespace: &str,
     pod: &str,
     container: &str,
+    exit_code: i32,
 ) -> Result<(), Error> {
     let stopped = stop_container(
         cluster,
@@ -438,16 +424,28 @@ fn restart(
         pod,
         container,
         libc::SIGKILL,
-        Some(137),
+        Some(exit_code),
         Duration::from_secs(10),
     )?;
-    if !stopped {
-        return Err(fault_err(
+    if stopped {
+        Ok(())
+    } else {
+        Err(fault_err(
             namespace,
             pod,
             format!("container {container} did not stop within 10s"),
-        ));
+        ))
     }
+}
+
+/// Kill (if running) and start again, keeping the volumes; restartCount + 1.
+fn restart(
+    cluster: &Arc<Cluster>,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+) -> Result<(), Error> {
+    kill_container(cluster, namespace, pod, container, 137)?;
     {
         let mut inner = cluster.lock();
         if let Some(p) = inner.pod_mut(namespace, pod) {
