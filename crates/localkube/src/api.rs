@@ -1,4 +1,4 @@
-//! The REST endpoints: version, discovery, pods (list, get, log), exec, and
+//! The REST endpoints: version, discovery, pods (list, get, watch, log), exec, and
 //! services (list, get).
 
 use std::os::fd::AsFd;
@@ -66,7 +66,7 @@ pub(crate) async fn api_v1() -> Response {
             {"name": "namespaces", "singularName": "namespace", "namespaced": false,
              "kind": "Namespace", "verbs": ["get", "list"], "shortNames": ["ns"]},
             {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
-             "verbs": ["get", "list"], "shortNames": ["po"], "categories": ["all"]},
+             "verbs": ["delete", "get", "list", "watch"], "shortNames": ["po"], "categories": ["all"]},
             {"name": "pods/exec", "singularName": "", "namespaced": true,
              "kind": "PodExecOptions", "verbs": ["create", "get"]},
             {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod",
@@ -123,19 +123,12 @@ fn list_query(
     if method != Method::GET {
         return Err(Box::new(method_not_allowed(method)));
     }
-    if flag(q, "watch") {
-        return Err(Box::new(error(
-            405,
-            "watch is not supported by localkube; list instead",
-            Some(json!({})),
-        )));
-    }
     kube_selector::parse_label_selector(param(q, "labelSelector").unwrap_or(""))
         .map_err(|e| Box::new(error(400, e.to_string(), None)))
 }
 
 fn list(
-    c: &Cluster,
+    c: &Arc<Cluster>,
     namespace: Option<&str>,
     method: &Method,
     headers: &HeaderMap,
@@ -159,6 +152,15 @@ fn list(
             );
         }
     };
+    if flag(q, "watch") {
+        let filter = crate::watch::Filter {
+            namespace: namespace.map(str::to_string),
+            name: None,
+            labels,
+            fields,
+        };
+        return crate::watch::serve(c, filter, q, watch_render(headers, q));
+    }
     let inner = c.lock();
     let rv = inner.resource_version;
     let pods: Vec<Pod> = inner
@@ -166,7 +168,7 @@ fn list(
         .iter()
         .filter(|p| namespace.is_none_or(|ns| p.namespace == ns))
         .filter(|p| labels.matches(&p.labels))
-        .map(|p| p.to_pod(rv))
+        .map(|p| p.to_pod(inner.watch.version(p)))
         .filter(|p| fields.matches(p))
         .collect();
     drop(inner);
@@ -178,6 +180,23 @@ fn list(
         "apiVersion": "v1",
         "metadata": {"resourceVersion": rv.to_string()},
         "items": pods,
+    }))
+}
+
+/// Watch events carry one-row tables when `kubectl get -w` asks for them.
+fn watch_render(headers: &HeaderMap, q: &[(String, String)]) -> Option<crate::watch::Render> {
+    if !wants_table(headers) {
+        return None;
+    }
+    let include = param(q, "includeObject").map(str::to_string);
+    Some(Box::new(move |pod: &Pod| {
+        let rv = pod
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        table(std::slice::from_ref(pod), rv, include.as_deref())
     }))
 }
 
@@ -326,6 +345,13 @@ fn list_services(
         Ok(l) => l,
         Err(r) => return *r,
     };
+    if flag(q, "watch") {
+        return error(
+            405,
+            "watch on services is not supported by localkube; list instead",
+            Some(json!({})),
+        );
+    }
     if param(q, "fieldSelector").is_some_and(|f| !f.is_empty()) {
         return error(
             400,
@@ -477,13 +503,25 @@ pub(crate) async fn get_pod(
     State(c): State<Arc<Cluster>>,
     Path((ns, name)): Path<(String, String)>,
     method: Method,
+    headers: HeaderMap,
+    Query(q): Params,
 ) -> Response {
     if method != Method::GET {
         return method_not_allowed(&method);
     }
+    if flag(&q, "watch") {
+        // The deprecated single-object watch: a watch of this one name.
+        let filter = crate::watch::Filter {
+            namespace: Some(ns),
+            name: Some(name),
+            labels: kube_selector::Selector::default(),
+            fields: kube_selector::FieldSelector::default(),
+        };
+        return crate::watch::serve(&c, filter, &q, watch_render(&headers, &q));
+    }
     let inner = c.lock();
     match inner.pod(&ns, &name) {
-        Some(p) => json_ok(&p.to_pod(inner.resource_version)),
+        Some(p) => json_ok(&p.to_pod(inner.watch.version(p))),
         None => pod_not_found(&name),
     }
 }

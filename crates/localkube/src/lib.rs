@@ -5,7 +5,9 @@
 //! * **API**: HTTPS on `127.0.0.1` with a freshly generated CA and server
 //!   certificate and a bearer token; a kubeconfig with a named context. Serves
 //!   `/version`, discovery (`/api`, `/api/v1`, `/apis`), pods (list with label and
-//!   field selectors, get, log; `Table` output for `kubectl get`), services (list
+//!   field selectors, get, log, watch with resourceVersion, bookmarks and 410
+//!   Gone (see `watch.rs`), graceful delete (see `lifecycle.rs`); `Table` output for
+//!   `kubectl get` and `kubectl get -w`), services (list
 //!   with label selectors, get) and `pods/exec` over WebSocket
 //!   (`v5.channel.k8s.io`, `v4.channel.k8s.io`). Errors carry Kubernetes
 //!   `Status` bodies; requests without the token get 401.
@@ -24,7 +26,11 @@
 //! * **Services** in the manifests are served as objects (get, list), so a
 //!   rendered app deploys whole; nothing routes traffic through them.
 //! * **Faults** on demand, per pod: see [`Fault`].
-//! * **Not modelled**: probes, lifecycle hooks, resources, init containers,
+//! * **Deletion**: `DELETE` on a pod sets `deletionTimestamp`, runs each
+//!   container's `preStop` hook (`exec` or `sleep`), sends SIGTERM, then SIGKILL
+//!   at the end of the grace period; the object and its `emptyDir`s go when the
+//!   containers are gone.
+//! * **Not modelled**: probes, postStart and httpGet hooks, resources, init containers,
 //!   service networking. A container whose program ends stays terminated (no
 //!   automatic restart); the pod's phase then follows its `restartPolicy` as
 //!   Kubernetes reports it.
@@ -50,6 +56,7 @@ mod api;
 mod error;
 mod exec;
 mod fault;
+mod lifecycle;
 mod manifest;
 mod pods;
 mod server;
@@ -57,6 +64,7 @@ mod state;
 mod status;
 mod sys;
 mod tls;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -117,6 +125,7 @@ pub struct LocalKubeBuilder {
     context: String,
     port: u16,
     grace: Duration,
+    bookmark_interval: Duration,
 }
 
 impl LocalKubeBuilder {
@@ -185,6 +194,13 @@ impl LocalKubeBuilder {
         self
     }
 
+    /// How often watches that allow bookmarks get one (default 60 s, about what the
+    /// API server's watch cache does).
+    pub fn bookmark_interval(mut self, every: Duration) -> Self {
+        self.bookmark_interval = every;
+        self
+    }
+
     /// Check everything, start the API server and every pod. On error nothing is left running.
     pub fn start(self) -> Result<LocalKube, Error> {
         LocalKube::start(self)
@@ -223,6 +239,7 @@ impl LocalKube {
             context: "localkube".into(),
             port: 0,
             grace: Duration::from_millis(500),
+            bookmark_interval: watch::DEFAULT_BOOKMARK_INTERVAL,
         }
     }
 
@@ -352,6 +369,7 @@ impl LocalKube {
 
         // Create every pod's folders first, then start the containers; any failure
         // tears down what already runs (by dropping `kube`).
+        kube.cluster.lock().watch.bookmark_interval = b.bookmark_interval;
         kube.cluster.lock().services = services
             .into_iter()
             .map(|(_, svc)| state::stamp_service(svc))
@@ -467,6 +485,25 @@ impl LocalKube {
     /// Switch on a fault for one pod. Faults add up; [`clear_faults`](Self::clear_faults) undoes them.
     pub fn set_fault(&self, namespace: &str, pod: &str, fault: Fault) -> Result<(), Error> {
         pods::set_fault(&self.cluster, namespace, pod, fault)
+    }
+
+    /// End every open watch stream, as a restarted API server or an idle proxy
+    /// does; clients resume from their last resourceVersion.
+    pub fn drop_watches(&self) {
+        self.cluster.lock().watch.drop_watches();
+    }
+
+    /// Forget the pods' change history up to now, as etcd compaction does: a
+    /// watch from an older resourceVersion then gets `410 Gone`.
+    pub fn compact_history(&self) {
+        let mut inner = self.cluster.lock();
+        let rv = inner.resource_version;
+        inner.watch.compact(rv);
+    }
+
+    /// The latest resourceVersion (what a list reports).
+    pub fn resource_version(&self) -> u64 {
+        self.cluster.lock().resource_version
     }
 
     /// Undo every fault of a pod: exited containers are started again (restartCount + 1),

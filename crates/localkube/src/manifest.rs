@@ -322,6 +322,9 @@ fn validate_spec(file: &Path, at: &str, spec: &PodSpec) -> Result<(), Error> {
                 }
             }
         }
+        if let Some((field, message)) = crate::lifecycle::unsupported_hook(c) {
+            return Err(err(file, format!("{cat}.{field}"), message));
+        }
         if c.tty == Some(true) {
             return Err(err(
                 file,

@@ -199,6 +199,7 @@ pub(crate) fn prepare(
         containers,
         pause: None,
         faults: Faults::default(),
+        deletion: None,
     })
 }
 

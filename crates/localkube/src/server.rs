@@ -27,7 +27,12 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .route("/api/v1/namespaces", get(api::list_namespaces))
         .route("/api/v1/namespaces/{ns}", get(api::get_namespace))
         .route("/api/v1/namespaces/{ns}/pods", any(api::list_pods))
-        .route("/api/v1/namespaces/{ns}/pods/{name}", any(api::get_pod))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}",
+            get(api::get_pod)
+                .delete(crate::lifecycle::delete_pod)
+                .fallback(api::get_pod),
+        )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(api::pod_log))
         .route("/api/v1/namespaces/{ns}/pods/{name}/exec", any(api::exec))
         .route("/api/v1/services", any(api::list_all_services))

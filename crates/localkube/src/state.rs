@@ -87,6 +87,8 @@ pub(crate) struct PodState {
     /// PID 1 of the pod's shared PID namespace (`shareProcessNamespace: true`).
     pub pause: Option<Arc<ChildProcess>>,
     pub faults: Faults,
+    /// Set by a DELETE: the pod is terminating (see [`crate::lifecycle`]).
+    pub deletion: Option<crate::lifecycle::Deletion>,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +97,8 @@ pub(crate) struct Inner {
     /// Served as objects only: nothing routes traffic through them.
     pub services: Vec<Service>,
     pub resource_version: u64,
+    /// Pod change events for watches (see [`crate::watch`]).
+    pub watch: crate::watch::History,
 }
 
 impl Inner {
@@ -130,8 +134,13 @@ impl Inner {
             .ok_or_else(|| not_found(Some(container)))
     }
 
+    /// Record a change: every pod that differs from its last recorded state
+    /// gets a new resourceVersion and a watch event.
     pub(crate) fn bump(&mut self) {
-        self.resource_version += 1;
+        self.resource_version = self
+            .watch
+            .record(self.resource_version, &self.pods)
+            .max(self.resource_version + 1);
     }
 }
 
@@ -239,6 +248,11 @@ impl PodState {
             Run::Ended(e) => e.exit_code == 0,
             Run::Running { .. } => true,
         });
+        if self.deletion.is_some() {
+            // A deleted pod whose containers have stopped is terminal whatever its
+            // restartPolicy (kubelet_pods.go getPhase, since Kubernetes 1.27).
+            return if all_ok { "Succeeded" } else { "Failed" }.into();
+        }
         match self.spec.restart_policy.as_deref().unwrap_or("Always") {
             "Never" if all_ok => "Succeeded".into(),
             "Never" => "Failed".into(),
@@ -287,8 +301,16 @@ impl PodState {
                     block_owner_deletion: Some(true),
                 }]
             }),
-            deletion_timestamp: self.faults.deletion.map(time),
-            deletion_grace_period_seconds: self.faults.deletion.map(|_| 30),
+            deletion_timestamp: self
+                .deletion
+                .as_ref()
+                .map(|d| time(d.timestamp))
+                .or(self.faults.deletion.map(time)),
+            deletion_grace_period_seconds: self
+                .deletion
+                .as_ref()
+                .map(|d| d.grace_seconds)
+                .or(self.faults.deletion.map(|_| 30)),
             ..Default::default()
         };
         let mut spec = self.spec.clone();
