@@ -16,12 +16,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use covdata::names::is_counter_file;
 use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_with, program_missing};
-use runpods::extract::{ExtractOptions, Extracted, Refused, extract};
-use runpods::listing::is_counter_file;
 use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
 use runpods::targets::{CoverDir, Target};
+use safe_untar::{ExtractOptions, Extracted, Refused, extract};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
@@ -183,18 +183,9 @@ pub async fn collect_one(
         o.details = details;
         o
     };
-    let dir = match (&opts.remote_dir, &target.cover_dir) {
-        (Some(d), _) => d.clone(),
-        (None, CoverDir::Path(p)) => p.clone(),
-        (None, CoverDir::Indirect) => {
-            return fail("GOCOVERDIR comes from valueFrom, so its value is not in the spec: pass --remote-dir".into(), None);
-        }
-        (None, CoverDir::Unset) => {
-            return fail(
-                "the container's env has no GOCOVERDIR: pass --remote-dir".into(),
-                None,
-            );
-        }
+    let dir = match remote_dir(target, opts) {
+        Ok(d) => d,
+        Err(msg) => return fail(msg, None),
     };
     let local = match crate::outdir::container_dir(
         &opts.out,
@@ -206,59 +197,108 @@ pub async fn collect_one(
         Ok(p) => p,
         Err(msg) => return fail(msg, None),
     };
-    let base = ExecSpec {
-        timeout: opts.exec_timeout,
-        retry: opts.retry,
-        ..ExecSpec::new(&target.namespace, &target.pod, &target.container, &[])
+    let mut details = CollectDetails {
+        remote_dir: dir.clone(),
+        local_dir: local.clone(),
+        ..Default::default()
     };
     let extract_opts = ExtractOptions {
         max_bytes: opts.max_bytes,
         only_needed_meta: opts.snapshot.is_some(),
         taken,
     };
-    let mut details = CollectDetails {
-        remote_dir: dir.clone(),
-        local_dir: local.clone(),
-        ..Default::default()
+    let streamed = match stream_archive(client, target, opts, &dir, &local, &extract_opts).await {
+        Ok(s) => s,
+        Err(msg) => return fail(msg, Some(details)),
     };
+    record(&mut details, &streamed);
+    let mut warnings = warnings(target, &dir, &streamed);
+    let status_ok = tar_status_ok(&streamed, &mut warnings);
+    let (state, message) = verdict(&streamed, status_ok, start.elapsed());
+    let mut o = Outcome::for_target(target, state, message, start.elapsed()).with_details(details);
+    o.warnings = warnings;
+    o
+}
 
-    let gz = ["tar", "-czf", "-", "-C", dir.as_str(), "."];
-    let plain = ["tar", "-cf", "-", "-C", dir.as_str(), "."];
-    let mut finished = match stream_tar(client, &base, &gz, &local, &extract_opts).await {
-        Ok(f) => f,
-        Err(e) => return fail(format!("tar: {e}"), Some(details)),
+/// The coverage folder in the container: `--remote-dir`, else GOCOVERDIR from the spec.
+fn remote_dir(target: &Target, opts: &CollectOptions) -> Result<String, String> {
+    match (&opts.remote_dir, &target.cover_dir) {
+        (Some(d), _) => Ok(d.clone()),
+        (None, CoverDir::Path(p)) => Ok(p.clone()),
+        (None, CoverDir::Indirect) => Err(
+            "GOCOVERDIR comes from valueFrom, so its value is not in the spec: pass --remote-dir"
+                .into(),
+        ),
+        (None, CoverDir::Unset) => {
+            Err("the container's env has no GOCOVERDIR: pass --remote-dir".into())
+        }
+    }
+}
+
+/// What streaming the archive gave: tar's end, extraction's report, how.
+struct Streamed {
+    finished: runpods::exec::Finished<Extracted>,
+    /// Bytes received over both attempts.
+    transferred: u64,
+    /// The image's tar could not compress; the second attempt was plain tar.
+    fell_back: bool,
+}
+
+/// `tar -czf -` extracted as it arrives; plain `tar -cf -` when `-z` failed
+/// before sending anything.
+async fn stream_archive(
+    client: &kube::Client,
+    target: &Target,
+    opts: &CollectOptions,
+    dir: &str,
+    local: &Path,
+    extract_opts: &ExtractOptions,
+) -> Result<Streamed, String> {
+    let base = ExecSpec {
+        timeout: opts.exec_timeout,
+        retry: opts.retry,
+        ..ExecSpec::new(&target.namespace, &target.pod, &target.container, &[])
     };
-    let mut transferred = finished.output.bytes_received;
-    let mut fell_back = false;
-    if program_missing(&finished.status, &finished.stderr) && finished.output.bytes_received == 0 {
-        return fail(
-            "`tar` is not in the container image: use a base image that carries it (busybox, alpine, debian, ubuntu, or a distroless :debug variant)".into(),
-            Some(details),
-        );
+    let gz = ["tar", "-czf", "-", "-C", dir, "."];
+    let plain = ["tar", "-cf", "-", "-C", dir, "."];
+    let finished = stream_tar(client, &base, &gz, local, extract_opts)
+        .await
+        .map_err(|e| format!("tar: {e}"))?;
+    let received = finished.output.bytes_received;
+    if program_missing(&finished.status, &finished.stderr) && received == 0 {
+        return Err("`tar` is not in the container image: use a base image that carries it (busybox, alpine, debian, ubuntu, or a distroless :debug variant)".into());
     }
-    if matches!(finished.status, ExitStatus::Code { code } if code != 0)
-        && finished.output.bytes_received == 0
-    {
-        tracing::info!(
-            "{}: tar -z failed ({}), retrying uncompressed",
-            target.label(),
-            first_line(&finished.stderr)
-        );
-        finished = match stream_tar(client, &base, &plain, &local, &extract_opts).await {
-            Ok(f) => f,
-            Err(e) => return fail(format!("tar (uncompressed): {e}"), Some(details)),
-        };
-        transferred += finished.output.bytes_received;
-        fell_back = true;
+    if !(matches!(finished.status, ExitStatus::Code { code } if code != 0) && received == 0) {
+        return Ok(Streamed {
+            finished,
+            transferred: received,
+            fell_back: false,
+        });
     }
+    tracing::info!(
+        "{}: tar -z failed ({}), retrying uncompressed",
+        target.label(),
+        first_line(&finished.stderr)
+    );
+    let finished = stream_tar(client, &base, &plain, local, extract_opts)
+        .await
+        .map_err(|e| format!("tar (uncompressed): {e}"))?;
+    Ok(Streamed {
+        transferred: received + finished.output.bytes_received,
+        finished,
+        fell_back: true,
+    })
+}
 
-    let x = finished.output;
+/// Copy extraction's facts into the JSON details.
+fn record(details: &mut CollectDetails, streamed: &Streamed) {
+    let x = &streamed.finished.output;
     details.files = x.files();
     details.written = x.written.clone();
     details.unchanged = x.unchanged.clone();
     details.taken_by_earlier_snapshots = x.taken_earlier.len();
     details.refused = x.refused.clone();
-    details.bytes_transferred = transferred;
+    details.bytes_transferred = streamed.transferred;
     details.bytes_written = x.bytes_written;
     details.gzip = x.gzip;
     details.snapshot_counters = x
@@ -268,9 +308,13 @@ pub async fn collect_one(
         .filter(|n| is_counter_file(n))
         .cloned()
         .collect();
+}
 
+/// Warnings worth a human's attention, also when collection succeeded.
+fn warnings(target: &Target, dir: &str, streamed: &Streamed) -> Vec<String> {
+    let x = &streamed.finished.output;
     let mut warnings = Vec::new();
-    if fell_back {
+    if streamed.fell_back {
         warnings.push("the image's tar cannot compress (-z); collected uncompressed".into());
     }
     if target.restart_count > 0 {
@@ -294,44 +338,48 @@ pub async fn collect_one(
             "{dir} holds no coverage files: was the binary built with -cover, and was cov-signal run?"
         ));
     }
+    warnings
+}
 
-    let status_ok = match &finished.status {
+/// Whether tar's exit status is acceptable (see the module doc on exit 1).
+fn tar_status_ok(streamed: &Streamed, warnings: &mut Vec<String>) -> bool {
+    let finished = &streamed.finished;
+    match &finished.status {
         ExitStatus::Success => true,
         ExitStatus::Code { code: 1 }
-            if only_changed_warnings(&finished.stderr) && x.error.is_none() =>
+            if only_changed_warnings(&finished.stderr) && finished.output.error.is_none() =>
         {
             warnings.push("tar reported files changing while read (Go's in-progress tmp.* files); the archive was complete".into());
             true
         }
         _ => false,
-    };
-    let unsafe_members = unsafe_refusals(&x.refused);
+    }
+}
+
+/// The container's state and line: extraction's error, tar's, unsafe members, or the summary.
+fn verdict(streamed: &Streamed, status_ok: bool, elapsed: Duration) -> (State, String) {
+    let finished = &streamed.finished;
+    let x = &finished.output;
     let summary = format!(
         "{} file(s), {} transferred, {} written, {:.2}s",
         x.files(),
-        human_bytes(transferred),
+        human_bytes(streamed.transferred),
         human_bytes(x.bytes_written),
-        start.elapsed().as_secs_f64()
+        elapsed.as_secs_f64()
     );
-    let (state, message) = if let Some(err) = &x.error {
+    let tar_failure = || format!("{}{}", finished.status, stderr_suffix(&finished.stderr));
+    let unsafe_members = unsafe_refusals(&x.refused);
+    if let Some(err) = &x.error {
         let status = if status_ok {
             String::new()
         } else {
-            format!(
-                "; tar: {}{}",
-                finished.status,
-                stderr_suffix(&finished.stderr)
-            )
+            format!("; tar: {}", tar_failure())
         };
         (State::Failed, format!("{err}{status} (kept: {summary})"))
     } else if !status_ok {
         (
             State::Failed,
-            format!(
-                "tar failed: {}{} (kept: {summary})",
-                finished.status,
-                stderr_suffix(&finished.stderr)
-            ),
+            format!("tar failed: {} (kept: {summary})", tar_failure()),
         )
     } else if !unsafe_members.is_empty() {
         (
@@ -341,20 +389,17 @@ pub async fn collect_one(
                 unsafe_members.len()
             ),
         )
+    } else if x.taken_earlier.is_empty() {
+        (State::Ok, summary)
     } else {
-        let taken = if x.taken_earlier.is_empty() {
-            String::new()
-        } else {
+        (
+            State::Ok,
             format!(
-                " ({} counter file(s) left to earlier snapshots)",
+                "{summary} ({} counter file(s) left to earlier snapshots)",
                 x.taken_earlier.len()
-            )
-        };
-        (State::Ok, format!("{summary}{taken}"))
-    };
-    let mut o = Outcome::for_target(target, state, message, start.elapsed()).with_details(details);
-    o.warnings = warnings;
-    o
+            ),
+        )
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {

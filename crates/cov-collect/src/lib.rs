@@ -4,7 +4,7 @@
 //!
 //! - [`collect`]: one container: `tar -czf - -C DIR .` (falling back to
 //!   uncompressed when the image's tar lacks `-z`), extraction with
-//!   [`runpods::extract`], the decision about tar's exit status;
+//!   [`safe_untar`], the decision about tar's exit status;
 //! - [`outdir`]: where the output goes (`--out`, `SKAFFOLD_WORK_DIR`).
 //!
 //! The binary (`main.rs`) parses flags and prints; see `cov-collect --help`.

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use clap::Parser;
 use cov_collect::collect::{CollectOptions, CollectTotals, collect_one, human_bytes};
 use cov_collect::outdir::{DEFAULT_OUT, resolve};
-use runpods::cli::{CommonArgs, EXIT_USAGE, init_logging};
-use runpods::driver::prepare;
-use runpods::extract::DEFAULT_MAX_BYTES;
 use runpods::snapshot::{Record, validate_name};
+use runpods_cli::driver::prepare;
+use runpods_cli::{CommonArgs, EXIT_USAGE, init_logging};
+use safe_untar::DEFAULT_MAX_BYTES;
 
 #[derive(Parser)]
 #[command(

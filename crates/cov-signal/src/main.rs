@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use cov_signal::signal::{SignalOptions, SignalTotals, normalize_signal, signal_one, validate_pid};
-use runpods::cli::{CommonArgs, EXIT_USAGE, init_logging};
-use runpods::driver::prepare;
+use runpods_cli::driver::prepare;
+use runpods_cli::{CommonArgs, EXIT_USAGE, init_logging};
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long, value_parser = validate_pid)]
     pid: Option<String>,
     /// How long to wait for the counter files.
-    #[arg(long, default_value = "5s", value_parser = runpods::cli::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "5s", value_parser = runpods_cli::parse_duration, value_name = "DURATION")]
     wait: Duration,
     /// Don't confirm the flush.
     #[arg(long)]

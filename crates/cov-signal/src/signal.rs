@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use covdata::names::is_meta_file;
 use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_capture, program_missing};
-use runpods::listing::{FileEntry, is_meta_file, new_or_grown, parse_ls};
+use runpods::listing::{FileEntry, new_or_grown, parse_ls};
 use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
 use runpods::targets::{CoverDir, Target};
@@ -153,111 +154,225 @@ pub async fn signal_one(
     opts: &SignalOptions,
 ) -> Outcome<SignalDetails> {
     let start = Instant::now();
-    let base = ExecSpec {
-        timeout: opts.exec_timeout,
-        retry: opts.retry,
-        ..ExecSpec::new(&target.namespace, &target.pod, &target.container, &[])
+    let mut job = Job::new(client, target, opts);
+    let (state, message) = match job.run().await {
+        Ok(message) => (State::Ok, message),
+        Err(message) => (State::Failed, message),
     };
-    let dir = opts.remote_dir.clone().or(match &target.cover_dir {
-        CoverDir::Path(p) => Some(p.clone()),
-        _ => None,
-    });
-    let mut details = SignalDetails {
-        signal: opts.signal.clone(),
-        dir: dir.clone(),
-        ..Default::default()
-    };
-    let done = |state, msg: String, details: SignalDetails, warnings: Vec<String>| {
-        let mut o = Outcome::for_target(target, state, msg, start.elapsed()).with_details(details);
-        o.warnings = warnings;
-        o
-    };
-    let mut warnings = Vec::new();
-    if target.restart_count > 0 {
-        warnings.push(format!(
-            "container restarted {} time(s); counters of earlier instances exist only if they were flushed before",
-            target.restart_count
-        ));
+    let mut o =
+        Outcome::for_target(target, state, message, start.elapsed()).with_details(job.details);
+    o.warnings = job.warnings;
+    o
+}
+
+/// One container's signal: what it needs, and what it found so far.
+struct Job<'a> {
+    client: &'a kube::Client,
+    target: &'a Target,
+    opts: &'a SignalOptions,
+    /// The exec every step starts from (container, timeout, retries).
+    base: ExecSpec,
+    /// The coverage folder, when known.
+    dir: Option<String>,
+    details: SignalDetails,
+    warnings: Vec<String>,
+}
+
+impl<'a> Job<'a> {
+    fn new(client: &'a kube::Client, target: &'a Target, opts: &'a SignalOptions) -> Self {
+        let base = ExecSpec {
+            timeout: opts.exec_timeout,
+            retry: opts.retry,
+            ..ExecSpec::new(&target.namespace, &target.pod, &target.container, &[])
+        };
+        let dir = opts.remote_dir.clone().or(match &target.cover_dir {
+            CoverDir::Path(p) => Some(p.clone()),
+            _ => None,
+        });
+        let mut warnings = Vec::new();
+        if target.restart_count > 0 {
+            warnings.push(format!(
+                "container restarted {} time(s); counters of earlier instances exist only if they were flushed before",
+                target.restart_count
+            ));
+        }
+        let details = SignalDetails {
+            signal: opts.signal.clone(),
+            dir: dir.clone(),
+            ..Default::default()
+        };
+        Job {
+            client,
+            target,
+            opts,
+            base,
+            dir,
+            details,
+            warnings,
+        }
     }
 
-    let chosen = match (&opts.pid, target.share_process_namespace) {
-        (Some(p), _) => Chosen {
-            pid: p.clone(),
-            detected: false,
-        },
-        (None, false) => Chosen {
-            pid: "1".into(),
-            detected: false,
-        },
-        (None, true) => match find_service_pid(client, dir.as_deref(), &base).await {
-            Ok(c) => c,
-            Err(msg) => return done(State::Failed, msg, details, warnings),
-        },
-    };
-    details.pid = chosen.pid.clone();
-    details.pid_detected = chosen.detected;
-
-    let confirm_dir = if opts.no_wait { None } else { dir.clone() };
-    if !opts.no_wait && confirm_dir.is_none() {
-        warnings.push(
-            "GOCOVERDIR is not set literally in the spec: flush not confirmed (pass --remote-dir)"
-                .into(),
-        );
+    /// The steps in order; `Ok` and `Err` carry the line to print.
+    async fn run(&mut self) -> Result<String, String> {
+        let chosen = self.choose_pid().await?;
+        let before = self.list_before().await?;
+        self.send_signal(&chosen).await?;
+        let Some((dir, before)) = before else {
+            return Ok(format!(
+                "{}; flush not confirmed",
+                sent(&self.opts.signal, &chosen)
+            ));
+        };
+        match self.wait_for_counters(&dir, &before).await {
+            Ok(grown) => Ok(self.confirmed(&chosen, grown)),
+            Err(last) => Err(self.explain_no_counters(&chosen, &dir, &last).await),
+        }
     }
-    let before = match &confirm_dir {
-        Some(d) => match list_dir(client, &base, d).await {
-            Ok(files) => Some(files),
-            Err(msg) => {
-                return done(
-                    State::Failed,
-                    format!("before signalling: {msg}"),
-                    details,
-                    warnings,
-                );
-            }
-        },
-        None => None,
-    };
 
-    let kill = ExecSpec {
-        argv: vec![
-            "kill".into(),
-            format!("-{}", opts.signal),
-            chosen.pid.clone(),
-        ],
-        ..base.clone()
-    };
-    match exec_capture(client, &kill, 64 * 1024).await {
-        Ok(out) => match out.status {
+    /// `--pid`, else 1, else (shared process namespace) the service found inside.
+    async fn choose_pid(&mut self) -> Result<Chosen, String> {
+        let chosen = match (&self.opts.pid, self.target.share_process_namespace) {
+            (Some(p), _) => Chosen {
+                pid: p.clone(),
+                detected: false,
+            },
+            (None, false) => Chosen {
+                pid: "1".into(),
+                detected: false,
+            },
+            (None, true) => find_service_pid(self.client, self.dir.as_deref(), &self.base).await?,
+        };
+        self.details.pid = chosen.pid.clone();
+        self.details.pid_detected = chosen.detected;
+        Ok(chosen)
+    }
+
+    /// The coverage folder's listing before the signal, when the flush is to be confirmed.
+    async fn list_before(&mut self) -> Result<Option<(String, Vec<FileEntry>)>, String> {
+        if self.opts.no_wait {
+            return Ok(None);
+        }
+        let Some(dir) = self.dir.clone() else {
+            self.warnings.push(
+                "GOCOVERDIR is not set literally in the spec: flush not confirmed (pass --remote-dir)"
+                    .into(),
+            );
+            return Ok(None);
+        };
+        let files = list_dir(self.client, &self.base, &dir)
+            .await
+            .map_err(|msg| format!("before signalling: {msg}"))?;
+        Ok(Some((dir, files)))
+    }
+
+    /// `kill -SIGNAL PID` in the container.
+    async fn send_signal(&mut self, chosen: &Chosen) -> Result<(), String> {
+        let signal = &self.opts.signal;
+        let kill = ExecSpec {
+            argv: vec!["kill".into(), format!("-{signal}"), chosen.pid.clone()],
+            ..self.base.clone()
+        };
+        let out = exec_capture(self.client, &kill, 64 * 1024)
+            .await
+            .map_err(|e| exec_failure("kill", &e))?;
+        match out.status {
             ExitStatus::Success => {}
-            ref st if program_missing(st, &out.stderr) => {
-                return done(State::Failed, diagnose::kill_missing(), details, warnings);
-            }
+            ref st if program_missing(st, &out.stderr) => return Err(diagnose::kill_missing()),
             ExitStatus::Code { code } => {
-                return done(
-                    State::Failed,
-                    format!(
-                        "kill -{} {} exited with code {code}: {} (wrong PID? pass --pid)",
-                        opts.signal,
-                        chosen.pid,
-                        first_line(&out.stderr)
-                    ),
-                    details,
-                    warnings,
-                );
+                return Err(format!(
+                    "kill -{signal} {} exited with code {code}: {} (wrong PID? pass --pid)",
+                    chosen.pid,
+                    first_line(&out.stderr)
+                ));
             }
-            other => {
-                return done(
-                    State::Failed,
-                    format!("kill failed: {other}"),
-                    details,
-                    warnings,
-                );
-            }
-        },
-        Err(e) => return done(State::Failed, exec_failure("kill", &e), details, warnings),
+            other => return Err(format!("kill failed: {other}")),
+        }
+        self.details.signalled = true;
+        Ok(())
     }
-    details.signalled = true;
+
+    /// Wait for a new or grown counter file whose size holds still; on time
+    /// out, the last listing. Go's runtime writes counters to `tmp.<name>` and
+    /// renames the finished file into place, so a new file under its final
+    /// name is already complete; only a file that grew in place (another
+    /// writer) must keep its size across two listings.
+    async fn wait_for_counters(
+        &mut self,
+        dir: &str,
+        before: &[FileEntry],
+    ) -> Result<Vec<FileEntry>, Vec<FileEntry>> {
+        let deadline = Instant::now() + self.opts.wait;
+        let mut previous: Option<Vec<FileEntry>> = None;
+        let mut last = before.to_vec();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            tokio::time::sleep(pause).await;
+            pause = Duration::from_millis(50);
+            match list_dir(self.client, &self.base, dir).await {
+                Ok(now) => {
+                    let grown: Vec<FileEntry> =
+                        new_or_grown(before, &now).into_iter().cloned().collect();
+                    if !grown.is_empty() && settled(before, previous.as_deref(), &grown) {
+                        return Ok(grown);
+                    }
+                    previous = Some(now.clone());
+                    last = now;
+                }
+                Err(msg) => self.warnings.push(format!("after signalling: {msg}")),
+            }
+            if Instant::now() >= deadline {
+                return Err(last);
+            }
+        }
+    }
+
+    /// The line for a confirmed flush.
+    fn confirmed(&mut self, chosen: &Chosen, grown: Vec<FileEntry>) -> String {
+        let total: u64 = grown.iter().map(|f| f.size).sum();
+        let names: Vec<String> = grown.iter().map(|f| f.name.clone()).collect();
+        self.details.confirmed = true;
+        self.details.counters_written = grown;
+        format!(
+            "{}; counters written: {} ({total} bytes)",
+            sent(&self.opts.signal, chosen),
+            names.join(", ")
+        )
+    }
+
+    /// Why no counters came: read the counter mode from the meta files in `last`.
+    async fn explain_no_counters(
+        &mut self,
+        chosen: &Chosen,
+        dir: &str,
+        last: &[FileEntry],
+    ) -> String {
+        let metas: Vec<&FileEntry> = last.iter().filter(|f| is_meta_file(&f.name)).collect();
+        let mut modes = Vec::new();
+        for m in &metas {
+            if let Some(mode) = read_mode(self.client, &self.base, dir, &m.name).await
+                && !modes.contains(&mode)
+            {
+                modes.push(mode);
+            }
+        }
+        let mode = modes
+            .iter()
+            .find(|m| *m != "atomic")
+            .or(modes.first())
+            .cloned();
+        self.details.counter_mode = mode.clone();
+        diagnose::no_counters(
+            &chosen.pid,
+            &self.opts.signal,
+            metas.len(),
+            mode.as_deref(),
+            self.target.share_process_namespace,
+        )
+    }
+}
+
+/// "sent SIGUSR1 to PID 1", naming how a detected PID was found.
+fn sent(signal: &str, chosen: &Chosen) -> String {
     let pid_note = if chosen.detected {
         format!(
             " (the service's PID {}, found because the pod shares its process namespace)",
@@ -266,87 +381,7 @@ pub async fn signal_one(
     } else {
         String::new()
     };
-    let (Some(d), Some(before)) = (confirm_dir, before) else {
-        return done(
-            State::Ok,
-            format!(
-                "sent SIG{} to PID {}{pid_note}; flush not confirmed",
-                opts.signal, chosen.pid
-            ),
-            details,
-            warnings,
-        );
-    };
-
-    // Wait for a new or grown counter file whose size holds still. Go's runtime
-    // writes counters to `tmp.<name>` and renames the finished file into place,
-    // so a new file under its final name is already complete; only a file that
-    // grew in place (another writer) must keep its size across two listings.
-    let deadline = Instant::now() + opts.wait;
-    let mut previous: Option<Vec<FileEntry>> = None;
-    let mut last = before.clone();
-    let mut pause = Duration::from_millis(20);
-    loop {
-        tokio::time::sleep(pause).await;
-        pause = Duration::from_millis(50);
-        match list_dir(client, &base, &d).await {
-            Ok(now) => {
-                let grown: Vec<FileEntry> =
-                    new_or_grown(&before, &now).into_iter().cloned().collect();
-                let stable = settled(&before, previous.as_deref(), &grown);
-                if !grown.is_empty() && stable {
-                    details.confirmed = true;
-                    let total: u64 = grown.iter().map(|f| f.size).sum();
-                    let names: Vec<String> = grown.iter().map(|f| f.name.clone()).collect();
-                    details.counters_written = grown;
-                    return done(
-                        State::Ok,
-                        format!(
-                            "sent SIG{} to PID {}{pid_note}; counters written: {} ({total} bytes)",
-                            opts.signal,
-                            chosen.pid,
-                            names.join(", ")
-                        ),
-                        details,
-                        warnings,
-                    );
-                }
-                previous = Some(now.clone());
-                last = now;
-            }
-            Err(msg) => warnings.push(format!("after signalling: {msg}")),
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    let metas: Vec<&FileEntry> = last.iter().filter(|f| is_meta_file(&f.name)).collect();
-    let mut modes = Vec::new();
-    for m in &metas {
-        if let Some(mode) = read_mode(client, &base, &d, &m.name).await
-            && !modes.contains(&mode)
-        {
-            modes.push(mode);
-        }
-    }
-    let mode = modes
-        .iter()
-        .find(|m| *m != "atomic")
-        .or(modes.first())
-        .cloned();
-    details.counter_mode = mode.clone();
-    done(
-        State::Failed,
-        diagnose::no_counters(
-            &chosen.pid,
-            &opts.signal,
-            metas.len(),
-            mode.as_deref(),
-            target.share_process_namespace,
-        ),
-        details,
-        warnings,
-    )
+    format!("sent SIG{signal} to PID {}{pid_note}", chosen.pid)
 }
 
 /// A failed exec, in words.

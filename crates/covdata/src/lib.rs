@@ -12,6 +12,7 @@
 //! | the merged result | [`model`] | |
 //! | text outputs of `go tool covdata` | [`format`] | `cformat` |
 //! | write Go-format files | [`encode`] | `encodemeta`, `encodecounter` |
+//! | what a file name says (loose checks for the Kubernetes side) | [`names`] | |
 //!
 //! (Go calls a meta file plus its counter files a "pod"; here that word
 //! means a Kubernetes pod, so this crate says "group".)
@@ -84,6 +85,7 @@ pub mod format;
 mod load;
 pub mod merge;
 pub mod model;
+pub mod names;
 pub mod pkgpattern;
 mod reader;
 pub mod scan;

@@ -7,11 +7,12 @@
 //! - [`targets`]: which containers of those pods (`GOCOVERDIR` in the spec, or `--container` globs);
 //! - [`exec`]: running an argv in a container with a timeout, retries and a trustworthy exit status;
 //! - [`listing`]: reading a coverage folder's listing (`ls -ln`) from a container;
-//! - [`extract`]: hostile-input-safe extraction of a tar stream of coverage files;
 //! - [`snapshot`]: the record of which counter files earlier snapshots already took;
 //! - [`outcome`]: per-container results, the summary, JSON output and exit codes;
-//! - [`cli`]: the flags both tools share, and logging that never prints credentials;
-//! - [`driver`]: connect, select, plan, run in parallel, report: the shape both tools share.
+//! - [`parallel`]: working on many containers at once, each under a deadline.
+//!
+//! Neighbours: `safe-untar` extracts the tar streams this crate's exec
+//! delivers; `runpods-cli` holds the flags, logging and run shape of the tools.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), runpods::Error> {
@@ -22,12 +23,9 @@
 //! # Ok(()) }
 //! ```
 
-pub mod cli;
 pub mod cluster;
-pub mod driver;
 mod error;
 pub mod exec;
-pub mod extract;
 pub mod listing;
 pub mod outcome;
 pub mod parallel;

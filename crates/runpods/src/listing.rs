@@ -4,6 +4,8 @@
 //! alike (GNU coreutils and busybox): mode, links, uid, gid, size, date, name.
 //! Only regular files matter; Go's coverage file names never contain spaces.
 
+use covdata::names::is_counter_file;
+
 /// A regular file in the listing.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileEntry {
@@ -26,27 +28,6 @@ pub fn parse_ls(output: &str) -> Vec<FileEntry> {
             Some(FileEntry { name, size })
         })
         .collect()
-}
-
-/// Whether a name is a Go counter data file.
-pub fn is_counter_file(name: &str) -> bool {
-    name.starts_with("covcounters.")
-}
-
-/// Whether a name is a Go meta-data file.
-pub fn is_meta_file(name: &str) -> bool {
-    name.starts_with("covmeta.")
-}
-
-/// The meta-data hash a counter file refers to (`covcounters.<hash>.<pid>.<nanos>`).
-pub fn counter_meta_hash(name: &str) -> Option<&str> {
-    let rest = name.strip_prefix("covcounters.")?;
-    let mut parts = rest.rsplitn(3, '.');
-    let nanos = parts.next()?;
-    let pid = parts.next()?;
-    let hash = parts.next()?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(nanos) && digits(pid) && !hash.is_empty()).then_some(hash)
 }
 
 /// Counter files in `files` that are new or have grown compared to `before`.
@@ -79,14 +60,6 @@ mod tests {
             }
         );
         assert_eq!(parse_ls(busybox)[0].size, 1234);
-    }
-
-    #[test]
-    fn counter_hash() {
-        assert_eq!(counter_meta_hash("covcounters.0a1b.12.345"), Some("0a1b"));
-        assert_eq!(counter_meta_hash("covcounters.x.y.12.345"), Some("x.y"));
-        assert_eq!(counter_meta_hash("covcounters.0a1b.12"), None);
-        assert_eq!(counter_meta_hash("covmeta.0a1b"), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Exit codes (both tools): 0 every selected container succeeded; 1 any
 //! failed (or, with `--strict`, any was skipped); 2 usage errors or nothing
-//! matched (see [`crate::cli::EXIT_USAGE`]).
+//! matched (`runpods_cli::EXIT_USAGE`).
 
 use std::io::Write;
 use std::time::Duration;

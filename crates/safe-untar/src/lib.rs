@@ -1,4 +1,5 @@
-//! Extracting a tar stream of coverage files from a container, treating it as hostile.
+//! Extracting a tar stream of Go coverage files from a container, treating
+//! every byte of it as hostile: names, types, sizes and compression.
 //!
 //! Only regular files named `covmeta.*` or `covcounters.*` at the archive's top
 //! level are written, and only into the destination folder. Everything else is
@@ -15,6 +16,16 @@
 //! Each file is written to a temporary name in the destination and renamed;
 //! a file already present with the same content is left untouched, so a
 //! second run changes nothing.
+//!
+//! ```no_run
+//! let stream = std::fs::File::open("coverage.tar.gz")?;
+//! let report = safe_untar::extract(stream, "out".as_ref(), &safe_untar::ExtractOptions::default());
+//! for r in &report.refused {
+//!     eprintln!("refused {:?}: {}", r.name, r.reason);
+//! }
+//! println!("{} file(s) in place", report.files());
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -23,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::listing::{counter_meta_hash, is_counter_file, is_meta_file};
+use covdata::names::{counter_meta_hash, is_counter_file, is_meta_file};
 
 /// How to extract.
 #[derive(Debug, Clone)]

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cli::{CommonArgs, EXIT_USAGE, OutputFormat};
-use crate::cluster::Cluster;
-use crate::outcome::{Outcome, Report, State, Summary};
-use crate::select::{Selection, select_pods};
-use crate::targets::{Plan, Target, plan};
+use runpods::cluster::Cluster;
+use runpods::outcome::{Outcome, Report, State, Summary};
+use runpods::select::{Selection, select_pods};
+use runpods::targets::{Plan, Target, plan};
+
+use crate::{CommonArgs, EXIT_USAGE, OutputFormat};
 
 /// Everything known before the work starts.
 pub struct Prepared {
@@ -24,7 +25,7 @@ pub struct Prepared {
 /// Connect, select, plan. On failure prints the error and returns the exit code.
 pub async fn prepare(tool: &str, common: &CommonArgs) -> Result<Prepared, i32> {
     let started = Instant::now();
-    let fail = |e: crate::Error| {
+    let fail = |e: runpods::Error| {
         eprintln!("{tool}: error: {e}");
         if e.is_usage() { EXIT_USAGE } else { 1 }
     };
@@ -68,7 +69,7 @@ impl Prepared {
     {
         let mut results: Vec<Outcome<D>> = self.plan.skipped.iter().map(Outcome::skipped).collect();
         results.extend(
-            crate::parallel::for_each(
+            runpods::parallel::for_each(
                 self.plan.targets.clone(),
                 common.parallel.into(),
                 timeout,

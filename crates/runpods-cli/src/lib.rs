@@ -1,19 +1,43 @@
-//! The flags both tools share, how they become queries, and logging.
+//! The command line `cov-signal` and `cov-collect` share: the flags that
+//! choose cluster, pods, containers, parallelism and output ([`CommonArgs`]),
+//! logging to stderr that never prints credentials ([`init_logging`]), and
+//! the shape of both tools' run ([`driver`]: connect, select, work on every
+//! container in parallel, print, choose the exit code).
 //!
 //! Every flag beats its environment variable (`SKAFFOLD_RUN_ID`,
 //! `SKAFFOLD_KUBE_CONTEXT`, `SKAFFOLD_NAMESPACES`); empty variables count as unset.
 //! Logging goes to stderr and only ever enables this project's crates beyond
 //! `warn`: the Kubernetes client's own tracing (which could show request
 //! headers) is never raised, so no token or certificate material reaches a log.
+//!
+//! ```no_run
+//! use clap::Parser;
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     common: runpods_cli::CommonArgs,
+//! }
+//! # async fn demo() -> i32 {
+//! let cli = Cli::parse();
+//! runpods_cli::init_logging(cli.common.verbose, &["my_tool"]);
+//! let prepared = match runpods_cli::driver::prepare("my-tool", &cli.common).await {
+//!     Ok(p) => p,
+//!     Err(code) => return code,
+//! };
+//! println!("{} container(s) to work on", prepared.plan.targets.len());
+//! # 0 }
+//! ```
+
+pub mod driver;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Error;
-use crate::cluster::ClusterChoice;
-use crate::retry::RetryPolicy;
-use crate::select::PodQuery;
-use crate::targets::ContainerChoice;
+use runpods::Error;
+use runpods::cluster::ClusterChoice;
+use runpods::retry::RetryPolicy;
+use runpods::select::PodQuery;
+use runpods::targets::ContainerChoice;
 
 /// Exit code for usage errors and "nothing matched".
 pub const EXIT_USAGE: i32 = 2;
@@ -143,7 +167,7 @@ pub fn init_logging(verbose: u8, crates: &[&str]) {
     };
     // "off" for everything else: kube-rs logs failed requests at error level
     // itself, and its lower levels could show request details.
-    let mut directives = format!("off,runpods={level}");
+    let mut directives = format!("off,runpods={level},runpods_cli={level}");
     for c in crates {
         directives.push_str(&format!(",{c}={level}"));
     }
