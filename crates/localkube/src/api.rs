@@ -55,7 +55,7 @@ pub(crate) async fn api_versions(headers: HeaderMap) -> Response {
 }
 
 pub(crate) async fn api_groups() -> Response {
-    json_ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+    json_ok(&crate::deployments::api_group_list())
 }
 
 pub(crate) async fn api_v1() -> Response {

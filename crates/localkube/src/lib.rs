@@ -30,6 +30,11 @@
 //!   container's `preStop` hook (`exec` or `sleep`), sends SIGTERM, then SIGKILL
 //!   at the end of the grace period; the object and its `emptyDir`s go when the
 //!   containers are gone.
+//! * **Deployments** are API objects (`apis/apps/v1`: get, list, PATCH with a
+//!   strategic merge or merge patch, as `kubectl apply` and `kubectl rollout
+//!   restart` send): a deleted pod is replaced at once, a changed template rolls
+//!   the pods (RollingUpdate or Recreate); see `deployments.rs`. No OpenAPI
+//!   document is served, so `kubectl apply` needs `--validate=false`.
 //! * **Not modelled**: probes, postStart and httpGet hooks, resources, init containers,
 //!   service networking. A container whose program ends stays terminated (no
 //!   automatic restart); the pod's phase then follows its `restartPolicy` as
@@ -53,11 +58,13 @@
 //! ```
 
 mod api;
+mod deployments;
 mod error;
 mod exec;
 mod fault;
 mod lifecycle;
 mod manifest;
+mod patch;
 mod pods;
 mod server;
 mod state;
@@ -258,10 +265,27 @@ impl LocalKube {
         // Check every manifest before anything starts.
         let mut drafts = Vec::new();
         let mut services = Vec::new();
+        let mut deployments = Vec::new();
         for m in &b.manifests {
             let loaded = manifest::load(m, &b.labels)?;
             drafts.extend(loaded.pods);
             services.extend(loaded.services);
+            deployments.extend(loaded.deployments);
+        }
+        let mut seen_deployments = std::collections::HashSet::new();
+        for (file, d) in &deployments {
+            let key = (d.metadata.namespace.clone(), d.metadata.name.clone());
+            if !seen_deployments.insert(key) {
+                return Err(Error::Manifest {
+                    file: file.clone(),
+                    field: "metadata.name".into(),
+                    message: format!(
+                        "deployment {}/{} is defined twice",
+                        d.metadata.namespace.as_deref().unwrap_or_default(),
+                        d.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                });
+            }
         }
         let mut seen_services = std::collections::HashSet::new();
         for (file, svc) in &services {
@@ -370,6 +394,18 @@ impl LocalKube {
         // Create every pod's folders first, then start the containers; any failure
         // tears down what already runs (by dropping `kube`).
         kube.cluster.lock().watch.bookmark_interval = b.bookmark_interval;
+        kube.cluster.lock().apps = deployments::Apps {
+            deployments: deployments
+                .into_iter()
+                .map(|(file, object)| deployments::Managed { file, object })
+                .collect(),
+            context: Some(deployments::Context {
+                dir: dir.clone(),
+                images: b.images.clone(),
+                api_port: addr.port(),
+            }),
+            stopped: false,
+        };
         kube.cluster.lock().services = services
             .into_iter()
             .map(|(_, svc)| state::stamp_service(svc))
@@ -404,6 +440,7 @@ impl LocalKube {
                 pods::start_container(&kube.cluster, &ns, &pod, &c)?;
             }
         }
+        deployments::spawn_controller(&kube.cluster);
         tracing::info!(url = %kube.server_url, context = %kube.context, "localkube is up");
         Ok(kube)
     }
@@ -526,6 +563,8 @@ impl LocalKube {
         let Some((tx, thread)) = self.shutdown.lock().ok().and_then(|mut s| s.take()) else {
             return;
         };
+        // No controller may replace what is being stopped.
+        self.cluster.lock().apps.stopped = true;
         let running = |inner: &Inner| {
             inner
                 .pods

@@ -122,13 +122,25 @@ pub(crate) async fn delete_pod(
         Err(message) => return error(400, message, None),
     };
     let dry_run = q.iter().any(|(k, v)| k == "dryRun" && v == "All");
+    delete(&c, &ns, &name, requested, dry_run)
+}
+
+/// Delete a pod gracefully (or at once for grace period 0), as a DELETE request
+/// or a controller does; the answer is what the API returns.
+pub(crate) fn delete(
+    c: &Arc<Cluster>,
+    ns: &str,
+    name: &str,
+    requested: Option<i64>,
+    dry_run: bool,
+) -> Response {
     let mut inner = c.lock();
     let Some(index) = inner
         .pods
         .iter()
         .position(|p| p.namespace == ns && p.name == name)
     else {
-        return pod_not_found(&name);
+        return pod_not_found(name);
     };
     let pod = &inner.pods[index];
     let phase = pod.phase();
@@ -178,7 +190,7 @@ pub(crate) async fn delete_pod(
         shown.metadata.resource_version = Some(inner.resource_version.to_string());
         answer = json_ok(&shown);
         drop(inner);
-        let cluster = Arc::clone(&c);
+        let cluster = Arc::clone(c);
         c.runtime.spawn(async move {
             work.run(&cluster, Duration::from_secs(1)).await;
             if let Err(e) = std::fs::remove_dir_all(gone.dir.join("volumes")) {
@@ -191,7 +203,7 @@ pub(crate) async fn delete_pod(
         let pod = &inner.pods[index];
         answer = json_ok(&pod.to_pod(inner.watch.version(pod)));
         drop(inner);
-        let cluster = Arc::clone(&c);
+        let cluster = Arc::clone(c);
         c.runtime.spawn(async move {
             work.run(&cluster, Duration::ZERO).await;
             finish(&cluster, &work.namespace, &work.name, &work.uid).await;

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, PodSpec, Service};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec, Service};
 use rand::Rng;
 
 use crate::Error;
@@ -41,6 +41,8 @@ pub(crate) struct Loaded {
     pub pods: Vec<PodDraft>,
     /// With their namespace set and the extra labels stamped on.
     pub services: Vec<(PathBuf, Service)>,
+    /// With API defaults, and the extra labels stamped on their pod templates.
+    pub deployments: Vec<(PathBuf, Deployment)>,
 }
 
 fn err(file: &Path, field: impl Into<String>, message: impl Into<String>) -> Error {
@@ -83,6 +85,7 @@ pub(crate) fn load(
     let text = std::fs::read_to_string(file).map_err(|e| err(file, "(file)", e.to_string()))?;
     let mut pods = Vec::new();
     let mut services = Vec::new();
+    let mut deployments = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
         let value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc)
             .map_err(|e| err(file, format!("document {}", i + 1), e.to_string()))?;
@@ -142,20 +145,25 @@ pub(crate) fn load(
                     &format!("Deployment {name}: spec.template.spec"),
                     &pod_spec,
                 )?;
-                let hash = random_suffix(10);
-                for _ in 0..replicas {
-                    let mut labels = tmeta.labels.clone().unwrap_or_default();
-                    labels.insert("pod-template-hash".into(), hash.clone());
-                    pods.push(PodDraft {
-                        file: file.to_path_buf(),
-                        namespace: namespace.clone(),
-                        name: format!("{name}-{hash}-{}", random_suffix(5)),
-                        labels: labels_for(labels),
-                        annotations: tmeta.annotations.clone().unwrap_or_default(),
-                        owner: Some(name.clone()),
-                        spec: pod_spec.clone(),
-                    });
-                }
+                let mut template_meta = tmeta;
+                template_meta.labels = Some(labels_for(template_meta.labels.unwrap_or_default()));
+                let object = crate::deployments::normalize(
+                    Deployment {
+                        metadata: d.metadata,
+                        spec: Some(DeploymentSpec {
+                            template: PodTemplateSpec {
+                                metadata: Some(template_meta),
+                                spec: Some(pod_spec),
+                            },
+                            ..spec
+                        }),
+                        status: None,
+                    },
+                    &namespace,
+                );
+                let count = usize::try_from(replicas).unwrap_or(0);
+                pods.extend(crate::deployments::drafts(file, &object, count));
+                deployments.push((file.to_path_buf(), object));
             }
             ("Pod", "v1") => {
                 let p: Pod = serde_yaml::from_str(&retyped)
@@ -200,14 +208,18 @@ pub(crate) fn load(
             }
         }
     }
-    if pods.is_empty() && services.is_empty() {
+    if pods.is_empty() && services.is_empty() && deployments.is_empty() {
         return Err(err(
             file,
             "(file)",
             "no Deployment, Pod or Service in this manifest",
         ));
     }
-    Ok(Loaded { pods, services })
+    Ok(Loaded {
+        pods,
+        services,
+        deployments,
+    })
 }
 
 fn namespace_of(src: &ManifestSource, from_manifest: Option<&str>) -> String {
@@ -229,7 +241,7 @@ pub(crate) const FIELD_REFS: &[&str] = &[
 ];
 
 /// Reject what localkube cannot run faithfully, naming the field.
-fn validate_spec(file: &Path, at: &str, spec: &PodSpec) -> Result<(), Error> {
+pub(crate) fn validate_spec(file: &Path, at: &str, spec: &PodSpec) -> Result<(), Error> {
     if spec.containers.is_empty() {
         return Err(err(file, format!("{at}.containers"), "must not be empty"));
     }

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api;
+use crate::deployments;
 use crate::state::Cluster;
 use crate::status;
 
@@ -43,6 +44,17 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .route(
             "/api/v1/namespaces/{ns}/services/{name}",
             any(api::get_service),
+        )
+        .route("/apis/apps", get(deployments::apps_group))
+        .route("/apis/apps/v1", get(deployments::apps_v1))
+        .route("/apis/apps/v1/deployments", any(deployments::list_all))
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            any(deployments::list_ns),
+        )
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+            any(deployments::one),
         )
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(

@@ -99,6 +99,8 @@ pub(crate) struct Inner {
     pub resource_version: u64,
     /// Pod change events for watches (see [`crate::watch`]).
     pub watch: crate::watch::History,
+    /// Deployments and their controllers' context (see [`crate::deployments`]).
+    pub apps: crate::deployments::Apps,
 }
 
 impl Inner {

@@ -169,6 +169,11 @@ impl History {
         self.compacted = self.compacted.max(rv);
     }
 
+    /// Wakes up whenever a change is recorded.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     /// End every open watch stream.
     pub(crate) fn drop_watches(&self) {
         self.dropped.send_modify(|n| *n += 1);

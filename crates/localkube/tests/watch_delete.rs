@@ -279,3 +279,128 @@ async fn watches_are_dropped_resumed_bookmarked_and_answered_410_when_too_old() 
         Some(WatchEvent::Bookmark(_))
     ));
 }
+
+/// Pod names of the Deployment `web`, by pod-template-hash.
+fn generations(kube: &LocalKube) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for p in kube.pods() {
+        out.entry(p.labels["pod-template-hash"].clone())
+            .or_default()
+            .push(p.name);
+    }
+    out
+}
+
+#[test]
+fn deployments_replace_deleted_pods_and_roll_on_restart_and_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    // `sleep` ignores SIGTERM as PID 1: a short grace period keeps the test quick.
+    let yaml = sleep_deployment("web", 2).replace(
+        "    spec:\n      containers:",
+        "    spec:\n      terminationGracePeriodSeconds: 1\n      containers:",
+    );
+    assert!(yaml.contains("terminationGracePeriodSeconds"));
+    let m = manifest(tmp.path(), "web.yaml", &yaml);
+    let kube = LocalKube::builder(tmp.path().join("kube"))
+        .manifest(&m)
+        .image("example/sleeper", sleep_binary())
+        .label("skaffold.dev/run-id", "r1")
+        .start()
+        .unwrap();
+    let cache = tmp.path().join("cache");
+    let first = generations(&kube);
+    assert_eq!(first.len(), 1);
+    let (hash1, pods1) = first.into_iter().next().unwrap();
+    assert_eq!(pods1.len(), 2);
+
+    // A deleted pod is replaced at once by its ReplicaSet (same template).
+    kubectl_ok(&kube, &cache, &["delete", "pod", &pods1[0], "--wait=false"]);
+    assert!(eventually(Duration::from_secs(10), || {
+        let g = generations(&kube);
+        let others = g[&hash1].iter().filter(|p| **p != pods1[0]).count();
+        g.len() == 1 && others == 2
+    }));
+
+    let out = kubectl_ok(&kube, &cache, &["get", "deployments"]);
+    assert!(out.contains("web") && out.contains("2/2"), "{out}");
+
+    // rollout restart: a new template (restartedAt), new pods, the old ones go.
+    let out = kubectl_ok(&kube, &cache, &["rollout", "restart", "deployment/web"]);
+    assert!(out.contains("restarted"), "{out}");
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let g = generations(&kube);
+            g.len() == 1 && !g.contains_key(&hash1) && g.values().all(|p| p.len() == 2)
+        }),
+        "{:?}",
+        generations(&kube)
+    );
+    let hash2 = generations(&kube).into_keys().next().unwrap();
+    // Pods of the new generation keep the labels the run stamped.
+    assert!(
+        kube.pods()
+            .iter()
+            .all(|p| p.labels["skaffold.dev/run-id"] == "r1")
+    );
+    let revision = kubectl_ok(
+        &kube,
+        &cache,
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+        ],
+    );
+    assert_eq!(revision, "2");
+
+    // kubectl apply of a changed template (strategic merge patch) rolls again.
+    // localkube serves no OpenAPI document, so client-side validation is off.
+    let changed = yaml.replace(
+        "args: [\"infinity\"]",
+        "args: [\"infinity\"]\n          env: [{name: LEVEL, value: \"2\"}]",
+    );
+    let m2 = manifest(tmp.path(), "web2.yaml", &changed);
+    let out = kubectl_ok(
+        &kube,
+        &cache,
+        &["apply", "--validate=false", "-f", m2.to_str().unwrap()],
+    );
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let g = generations(&kube);
+            g.len() == 1 && !g.contains_key(&hash2) && g.values().all(|p| p.len() == 2)
+        }),
+        "{:?}",
+        generations(&kube)
+    );
+    let env = kubectl_ok(
+        &kube,
+        &cache,
+        &[
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].env[0].value}",
+        ],
+    );
+    assert_eq!(env, "2 2");
+    // An immutable field is refused as the API server refuses it.
+    let bad = kubectl(
+        &kube,
+        &cache,
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"selector":{"matchLabels":{"app":"other"}}}}"#,
+        ],
+    );
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("field is immutable"), "{stderr}");
+}
