@@ -27,34 +27,29 @@ async fn client(kube: &LocalKube) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
-/// A one-pod Deployment of `sh -c SCRIPT` with a preStop hook and an emptyDir.
-fn shell_deployment(name: &str, grace: u32, pre_stop: &str, script: &str) -> String {
+/// A bare Pod (no controller replaces it) running `sh -c SCRIPT`, with a preStop
+/// hook and an emptyDir.
+fn shell_pod(name: &str, grace: u32, pre_stop: &str, script: &str) -> String {
     format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
+        r#"apiVersion: v1
+kind: Pod
 metadata:
   name: {name}
+  labels: {{app: {name}}}
 spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      terminationGracePeriodSeconds: {grace}
-      containers:
-        - name: app
-          image: example/shell
-          command: ["/bin/sh", "-c", {script:?}]
-          lifecycle:
-            preStop:
-              {pre_stop}
-          volumeMounts:
-            - {{name: data, mountPath: /data}}
-      volumes:
-        - name: data
-          emptyDir: {{}}
+  terminationGracePeriodSeconds: {grace}
+  containers:
+    - name: app
+      image: example/shell
+      command: ["/bin/sh", "-c", {script:?}]
+      lifecycle:
+        preStop:
+          {pre_stop}
+      volumeMounts:
+        - {{name: data, mountPath: /data}}
+  volumes:
+    - name: data
+      emptyDir: {{}}
 "#
     )
 }
@@ -75,7 +70,7 @@ fn kubectl_delete_runs_pre_stop_then_sigterm_then_sigkill_and_get_w_shows_it() {
     // PID 1 without a SIGTERM handler ignores SIGTERM: only SIGKILL ends it.
     let kube = start(
         tmp.path(),
-        &shell_deployment(
+        &shell_pod(
             "web",
             3,
             r#"exec: {command: ["/bin/sh", "-c", "echo prestop-ran > /proc/1/fd/1"]}"#,
@@ -141,7 +136,7 @@ fn a_container_that_handles_sigterm_ends_the_deletion_early_and_force_deletion_i
     let tmp = tempfile::tempdir().unwrap();
     let kube = start(
         tmp.path(),
-        &shell_deployment(
+        &shell_pod(
             "trap",
             30,
             "sleep: {seconds: 1}",
@@ -162,7 +157,7 @@ fn a_container_that_handles_sigterm_ends_the_deletion_early_and_force_deletion_i
     let tmp2 = tempfile::tempdir().unwrap();
     let kube = start(
         tmp2.path(),
-        &shell_deployment("force", 30, "sleep: {seconds: 20}", "exec sleep infinity"),
+        &shell_pod("force", 30, "sleep: {seconds: 20}", "exec sleep infinity"),
     );
     let pod = kube.pods()[0].clone();
     let pid = pod.containers[0].pid.unwrap();
@@ -271,7 +266,13 @@ async fn watches_are_dropped_resumed_bookmarked_and_answered_410_when_too_old() 
     assert!(stream.try_next().await.unwrap().is_none());
     // A re-list gives a version a new watch can start from.
     let now = pods.list(&ListParams::default()).await.unwrap();
-    assert_eq!(now.items.len(), 1);
+    // The Deployment replaced the deleted pod.
+    assert_eq!(now.items.len(), 2);
+    assert!(
+        now.items
+            .iter()
+            .all(|p| p.metadata.name.as_deref() != Some(&victim))
+    );
     let fresh = now.metadata.resource_version.unwrap();
     let mut stream = pods.watch(&wp, &fresh).await.unwrap().boxed();
     assert!(matches!(
