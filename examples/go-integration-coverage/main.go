@@ -23,7 +23,9 @@ func main() {
 	}
 
 	// Only active in coverage builds with GOCOVERDIR set; see coverage.go.
-	startCoverageFlusher()
+	// false: this service shuts down gracefully on SIGTERM itself and flushes
+	// the counters at the end of that (below).
+	startCoverageFlusher(false)
 
 	srv := &http.Server{
 		Addr:              ":" + port,
@@ -34,17 +36,23 @@ func main() {
 	// Kubernetes stops pods with SIGTERM: shut down gracefully.
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		<-stop
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			log.Printf("shutdown: %v", err)
 		}
+		// Coverage builds: write what the last requests covered (coverage.go).
+		flushCoverage()
 	}()
 
 	log.Printf("greeter listening on :%s", port)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatalf("listen: %v", err)
 	}
+	// ListenAndServe returns as soon as Shutdown starts: wait for it to finish.
+	<-done
 }

@@ -279,3 +279,113 @@ fn integration_test_fails_on_wrong_answers() {
         "the failure names the request:\n{output}"
     );
 }
+
+#[test]
+fn sigterm_in_the_example_drains_then_flushes_and_exits_cleanly() {
+    let mut service = Service::start(&build("atomic"));
+    let (ok, output) = integration_test(&service.addr);
+    assert!(ok, "{output}");
+    // No SIGUSR1: only the SIGTERM path (graceful shutdown, then flushCoverage) writes.
+    assert!(service.counter_files().is_empty());
+    service.signal(libc::SIGTERM);
+    let status = service.child.wait().expect("waiting for the service");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "main.go shuts down gracefully: {status}"
+    );
+    assert!(!service.counter_files().is_empty(), "counters were written");
+    let report = covdata_percent(&[service.coverdir.path()]);
+    assert!(
+        percent_of(&report, HANDLERS) > 0.0,
+        "the test's requests are in the counters: {report:?}"
+    );
+}
+
+/// A service without its own SIGTERM handling: coverage.go as users copy it,
+/// with `startCoverageFlusher(true)`.
+fn bare_service() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bare-service");
+        std::fs::create_dir_all(&src).expect("creating the module folder");
+        std::fs::copy(example().join("coverage.go"), src.join("coverage.go"))
+            .expect("copying coverage.go");
+        std::fs::write(src.join("go.mod"), "module example.com/bare\n\ngo 1.22\n")
+            .expect("writing go.mod");
+        std::fs::write(
+            src.join("main.go"),
+            r#"package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func work(n int) int {
+	if n%2 == 0 {
+		return n / 2
+	}
+	return 3*n + 1
+}
+
+func main() {
+	startCoverageFlusher(true)
+	fmt.Fprintln(os.Stderr, "ready", work(7))
+	select {}
+}
+"#,
+        )
+        .expect("writing main.go");
+        let out = src.join("bare");
+        let status = go()
+            .args(["build", "-cover", "-covermode=atomic", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(&src)
+            .status()
+            .expect("running go build");
+        assert!(status.success(), "go build of the bare service failed");
+        out
+    })
+    .clone()
+}
+
+#[test]
+fn sigterm_without_a_handler_of_its_own_flushes_then_exits_like_the_default() {
+    use std::os::unix::process::ExitStatusExt;
+    let coverdir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(bare_service())
+        .env("GOCOVERDIR", coverdir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the bare service");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut line = String::new();
+    while !line.starts_with("ready") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("reading stderr") > 0,
+            "the service ended before it was ready"
+        );
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().expect("waiting");
+    // The default action: killed by SIGTERM (a shell shows 143); as PID 1 of a
+    // container, where that is ignored, it exits with 143 itself.
+    assert!(
+        status.signal() == Some(libc::SIGTERM) || status.code() == Some(143),
+        "{status}"
+    );
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert!(rest.contains("coverage: counters written"), "{rest}");
+    assert_eq!(
+        files_starting_with(coverdir.path(), "covcounters.").len(),
+        1
+    );
+    let report = covdata_percent(&[coverdir.path()]);
+    assert!(percent_of(&report, "example.com/bare") > 0.0, "{report:?}");
+}

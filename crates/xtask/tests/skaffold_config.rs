@@ -291,3 +291,25 @@ fn base_has_no_coverage_settings() {
         "the base must not set GOCOVERDIR"
     );
 }
+
+#[test]
+fn coverage_overlay_holds_a_deleted_pod_with_a_native_sleep_and_leaves_time_to_flush() {
+    let docs = kustomize("k8s/overlays/coverage");
+    let pod = &deployment(&docs)["spec"]["template"]["spec"];
+    let app = pod["containers"]
+        .as_sequence()
+        .and_then(|c| c.iter().find(|c| c["name"] == "app"))
+        .expect("container `app`");
+    let pre_stop = &app["lifecycle"]["preStop"];
+    // The sleep action (Kubernetes 1.30+), not exec: distroless images have no shell.
+    assert!(pre_stop.get("exec").is_none(), "{pre_stop:?}");
+    let sleep = pre_stop["sleep"]["seconds"]
+        .as_i64()
+        .expect("lifecycle.preStop.sleep.seconds");
+    assert!(sleep >= 3, "too short for cov-collect --follow: {sleep}s");
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_i64()
+        .expect("terminationGracePeriodSeconds");
+    // main.go drains for up to 5 s after SIGTERM, then flushes.
+    assert!(grace >= sleep + 5 + 5, "grace {grace}s vs preStop {sleep}s");
+}
