@@ -2,8 +2,25 @@
 
 use std::path::PathBuf;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Result;
-use covdata::{LoadOptions, Loaded, ModeClash, PkgFilter};
+use covdata::{LoadOptions, Loaded, ModeClash, PkgFilter, Warning};
+
+/// Go's `-hw` ("panic on warnings"): set once by `main`, makes the first
+/// warning an error.
+pub static FATAL_WARNINGS: AtomicBool = AtomicBool::new(false);
+
+/// Log `warnings` on stderr; with `-hw`, fail on the first.
+pub fn report_warnings(warnings: &[Warning]) -> Result<()> {
+    for w in warnings {
+        if FATAL_WARNINGS.load(Ordering::Relaxed) {
+            return crate::usage::Usage::err(format!("warning made fatal by -hw: {w}"));
+        }
+        tracing::warn!("{w}");
+    }
+    Ok(())
+}
 
 /// Where the coverage data is and which packages to report.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -53,9 +70,7 @@ impl Inputs {
             threads: None,
         };
         let loaded = covdata::load(&folders, &options)?;
-        for w in &loaded.warnings {
-            tracing::warn!("{w}");
-        }
+        report_warnings(&loaded.warnings)?;
         tracing::info!(
             groups = loaded.groups.len(),
             counter_files = loaded

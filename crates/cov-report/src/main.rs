@@ -7,15 +7,21 @@
 //! cov-report func dir1 dir2          # per-function coverage
 //! cov-report textfmt -o cover.out    # legacy text profile for `go tool cover`
 //! cov-report pkglist -i a,b          # import paths
-//! cov-report merge -o merged/        # one Go-format covmeta+covcounters pair
+//! cov-report merge -o merged/        # Go-format covmeta+covcounters files
+//! cov-report percent -i=a,b -pkg=example.com/...   # Go's own syntax works too
 //! ```
+//!
+//! Every `go tool covdata` subcommand takes Go's flags in Go's syntax
+//! (see `goflags`, which normalises argv before clap).
 //!
 //! Exit codes: 0 ok, 1 the work failed (e.g. an output could not be
 //! written), 2 bad usage or input (no data, corrupt data, mode clash).
 //! Each subcommand lives in its own module; this file is only wiring.
 
+mod debugdump;
 mod diff;
 mod func;
+mod goflags;
 mod inputs;
 mod merge;
 mod output;
@@ -24,10 +30,11 @@ mod pkglist;
 mod report;
 mod setop;
 mod textfmt;
+mod usage;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -70,11 +77,30 @@ enum Command {
     Subtract(setop::Args),
     /// Write coverage present in every folder (Go format).
     Intersect(setop::Args),
+    /// Dump every meta-data and counter file, as Go's debugdump does.
+    Debugdump(debugdump::Args),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let normalised = match goflags::normalise(argv, &Cli::command()) {
+        Ok(n) => n,
+        Err(e) => {
+            // Go's first line as is (Go's flag errors carry no "error: ").
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(&normalised.argv);
+    let go = &normalised.go_only;
+    let go_level = go.verbosity.map_or(0, |v| v.clamp(0, 2) as u8);
+    init_logging(cli.verbose.max(go_level));
+    inputs::FATAL_WARNINGS.store(go.fatal_warnings, std::sync::atomic::Ordering::Relaxed);
+    for (flag, value) in &go.profiling {
+        tracing::warn!(
+            "-{flag}={value} accepted for compatibility with go tool covdata, but cov-report writes no Go profiles"
+        );
+    }
     let result = match cli.command {
         None => report::run_with(&cli.inputs, &cli.report),
         Some(Command::Percent(a)) => percent::run(&a),
@@ -86,6 +112,7 @@ fn main() -> ExitCode {
         Some(Command::Diff(a)) => diff::run(&a),
         Some(Command::Subtract(a)) => setop::run(covdata::setops::SetOp::Subtract, &a),
         Some(Command::Intersect(a)) => setop::run(covdata::setops::SetOp::Intersect, &a),
+        Some(Command::Debugdump(a)) => debugdump::run(&a, debugdump_command_line(&normalised)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,12 +123,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// Bad input (the library's errors: no data, corrupt files, clashes) is 2;
-/// anything else (writing outputs) is a failed job, 1.
+/// What Go's debugdump header shows: argv[0], the subcommand, then the
+/// arguments as given.
+fn debugdump_command_line(n: &goflags::Normalised) -> String {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    std::iter::once(argv0)
+        .chain(std::iter::once("debugdump".into()))
+        .chain(n.original.iter().cloned())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Bad usage or input (the library's errors: no data, corrupt files,
+/// clashes) is 2; anything else (writing outputs) is a failed job, 1.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.chain()
-        .any(|c| c.downcast_ref::<covdata::Error>().is_some())
-    {
+    if e.chain().any(|c| {
+        c.downcast_ref::<covdata::Error>().is_some() || c.downcast_ref::<usage::Usage>().is_some()
+    }) {
         2
     } else {
         1

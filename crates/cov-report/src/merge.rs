@@ -1,34 +1,45 @@
-//! `cov-report merge -o DIR`: merge every input into one Go-format
-//! `covmeta.*` + `covcounters.*` pair that `go tool covdata` reads and
-//! reports exactly as it reports the inputs.
+//! `cov-report merge -o DIR`: merge the inputs into Go-format `covmeta.*` +
+//! `covcounters.*` files laid out as `go tool covdata merge` lays them out
+//! (one pair per binary; one pair in all with `--pcombine`), which
+//! `go tool covdata` reports exactly as it reports the inputs.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use covdata::ModeClash;
-use covdata::encode::EncodeOptions;
+use anyhow::Result;
+use covdata::gomerge::MergeOptions;
 
 use crate::inputs::Inputs;
+use crate::usage::Usage;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Folder to write the merged files into (created if missing).
+    /// Folder to write the merged files into (created if missing); required.
     #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+    /// Combine different binaries into one meta-data file (as Go's
+    /// -pcombine); otherwise each binary keeps its own.
+    #[arg(long)]
+    pub pcombine: bool,
     #[command(flatten)]
     pub inputs: Inputs,
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    // Like Go's merge, mixed modes are accepted.
-    let loaded = args.inputs.load(ModeClash::Upgrade)?;
-    let options = EncodeOptions {
-        args: loaded.args.clone(),
-        ..EncodeOptions::default()
+    let Some(output) = args.output.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
+        return Usage::err(
+            "select output directory with '-o' option: merge writes Go-format files into -o=DIR",
+        );
     };
-    let written = covdata::encode::write_dir_with(&loaded.profile, &args.output, &options)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("writing merged data to {}", args.output.display()))?;
-    tracing::info!(meta = %written.meta.display(), counters = %written.counters.display(), "merged");
+    let options = MergeOptions {
+        packages: covdata::PkgFilter::from_values(&args.inputs.pkg),
+        pcombine: args.pcombine,
+    };
+    // The library's errors name the file; no prefix, so the first line
+    // reads as Go's does.
+    let merged = covdata::gomerge::merge(&args.inputs.folders(), output, &options)?;
+    crate::inputs::report_warnings(&merged.warnings)?;
+    for f in &merged.files {
+        tracing::info!(path = %f.display(), "wrote");
+    }
     Ok(())
 }

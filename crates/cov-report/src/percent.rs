@@ -1,4 +1,7 @@
-//! `cov-report percent`: percent of statements covered per package.
+//! `cov-report percent`: percent of statements covered per package; with
+//! `-o FILE` also the text profile, as Go's `percent -o` writes it.
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use covdata::ModeClash;
@@ -7,12 +10,21 @@ use crate::inputs::Inputs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Also write the text profile `go tool cover` reads (as Go's -o).
+    #[arg(short = 'o', long = "output-file", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub inputs: Inputs,
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    // Go's percent accepts mixed counter modes.
+    // Go's percent accepts mixed counter modes, even with -o.
     let loaded = args.inputs.load(ModeClash::Upgrade)?;
-    crate::output::stdout(|w| covdata::format::percent::write(&loaded.profile, w))
+    crate::output::stdout(|w| covdata::format::percent::write(&loaded.profile, w))?;
+    if let Some(path) = &args.output {
+        crate::output::file(path, |w| {
+            covdata::format::textfmt::write(&loaded.profile, w)
+        })?;
+    }
+    Ok(())
 }

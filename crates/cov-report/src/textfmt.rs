@@ -7,20 +7,26 @@ use anyhow::Result;
 use covdata::ModeClash;
 
 use crate::inputs::Inputs;
+use crate::usage::Usage;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The text profile to write (replaced atomically).
+    /// The text profile to write (replaced atomically); required.
     #[arg(short = 'o', long = "output-file", value_name = "FILE")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub inputs: Inputs,
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    let Some(output) = args.output.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
+        return Usage::err(
+            "select output file name with '-o' option: textfmt writes a text profile to -o=FILE",
+        );
+    };
     // A text profile has a single mode line: Go refuses mixed modes here.
     let loaded = args.inputs.load(ModeClash::Refuse)?;
-    crate::output::file(&args.output, |w| {
+    crate::output::file(output, |w| {
         covdata::format::textfmt::write(&loaded.profile, w)
     })
 }

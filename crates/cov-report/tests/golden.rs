@@ -161,8 +161,18 @@ fn merge_output_reads_like_the_inputs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(files_with_prefix(&merged, "covmeta.").len(), 1);
-    assert_eq!(files_with_prefix(&merged, "covcounters.").len(), 1);
+    // As Go's merge: one pair per binary; --pcombine makes it one pair.
+    assert_eq!(files_with_prefix(&merged, "covmeta.").len(), 2);
+    assert_eq!(files_with_prefix(&merged, "covcounters.").len(), 2);
+    let combined = tmp.path().join("combined");
+    let out = cov_report(&["merge", "--pcombine", "-o", s(&combined), s(&d)]);
+    assert!(out.status.success());
+    assert_eq!(files_with_prefix(&combined, "covmeta.").len(), 1);
+    assert_eq!(files_with_prefix(&combined, "covcounters.").len(), 1);
+    assert_eq!(
+        go_covdata("func", &[&combined], &[]).stdout,
+        go_covdata("func", &[&d], &[]).stdout
+    );
     for cmd in ["percent", "func", "pkglist"] {
         let original = go_covdata(cmd, &[&d], &[]);
         let ours = go_covdata(cmd, &[&merged], &[]);

@@ -241,6 +241,25 @@ pub fn decode(buf: &[u8]) -> Result<MetaFile, Corruption> {
     })
 }
 
+/// The package blobs of a meta-data file `buf` that decoded as `meta`.
+pub(crate) fn package_blobs(buf: &[u8], meta: &MetaFile) -> Vec<Vec<u8>> {
+    let n = meta.packages.len();
+    let u64_at = |at: usize| -> usize {
+        buf.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u64::from_le_bytes(b) as usize)
+    };
+    (0..n)
+        .map(|i| {
+            let off = u64_at(FILE_HEADER_SIZE + 8 * i);
+            let len = u64_at(FILE_HEADER_SIZE + 8 * (n + i));
+            buf.get(off..off.saturating_add(len))
+                .unwrap_or_default()
+                .to_vec()
+        })
+        .collect()
+}
+
 /// Decode one package blob found at file offset `base`.
 pub fn decode_package(blob: &[u8], base: u64) -> Result<MetaPackage, Corruption> {
     let mut r = Reader::new(blob, base);

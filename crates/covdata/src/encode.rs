@@ -114,6 +114,36 @@ pub fn encode_meta(profile: &Profile) -> EncodedMeta {
         Granularity::PerFunc => b"perfunc",
     });
     let hash = file_hash.sum();
+    let bytes = encode_meta_file(&blobs, hash, profile.mode, profile.granularity);
+    EncodedMeta { bytes, hash }
+}
+
+/// A meta-data file of some packages' blobs, named as Go's merge names it
+/// (`emitMeta`: the FNV-1a hash of the blobs' FNV-1a hashes); returns the
+/// bytes and that hash.
+pub(crate) fn encode_selected_meta(
+    blobs: &[Vec<u8>],
+    mode: crate::model::CounterMode,
+    granularity: Granularity,
+) -> (Vec<u8>, [u8; 16]) {
+    let mut file_hash = Fnv128a::new();
+    for b in blobs {
+        let mut h = Fnv128a::new();
+        h.write(b);
+        file_hash.write(&h.sum());
+    }
+    let hash = file_hash.sum();
+    (encode_meta_file(blobs, hash, mode, granularity), hash)
+}
+
+/// A meta-data file holding the package `blobs` as they are, under `hash`
+/// (Go's `encodemeta.CoverageMetaFileWriter`).
+pub(crate) fn encode_meta_file(
+    blobs: &[Vec<u8>],
+    hash: [u8; 16],
+    mode: crate::model::CounterMode,
+    granularity: Granularity,
+) -> Vec<u8> {
     let strtab = StringTab::new().encode();
     let n = blobs.len() as u64;
     let strtab_off = FILE_HEADER_SIZE as u64 + 16 * n;
@@ -128,22 +158,22 @@ pub fn encode_meta(profile: &Profile) -> EncodedMeta {
     out.extend_from_slice(&hash);
     out.extend_from_slice(&(strtab_off as u32).to_le_bytes());
     out.extend_from_slice(&(strtab.len() as u32).to_le_bytes());
-    out.push(profile.mode as u8);
-    out.push(profile.granularity as u8);
+    out.push(mode as u8);
+    out.push(granularity as u8);
     out.extend_from_slice(&[0; 6]);
     let mut off = preamble;
-    for b in &blobs {
+    for b in blobs {
         out.extend_from_slice(&off.to_le_bytes());
         off += b.len() as u64;
     }
-    for b in &blobs {
+    for b in blobs {
         out.extend_from_slice(&(b.len() as u64).to_le_bytes());
     }
     out.extend_from_slice(&strtab);
-    for b in &blobs {
+    for b in blobs {
         out.extend_from_slice(b);
     }
-    EncodedMeta { bytes: out, hash }
+    out
 }
 
 fn h32(h: &mut Fnv128a, v: u32) {
@@ -151,7 +181,7 @@ fn h32(h: &mut Fnv128a, v: u32) {
 }
 
 /// One package blob, laid out as Go's `encodemeta` builder does.
-fn encode_package(pkg: &crate::model::Package) -> Vec<u8> {
+pub(crate) fn encode_package(pkg: &crate::model::Package) -> Vec<u8> {
     let mut st = StringTab::new();
     let path = st.lookup(&pkg.path);
     let name = st.lookup(&pkg.name);

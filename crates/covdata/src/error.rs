@@ -56,7 +56,8 @@ impl Corruption {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An input folder given by the user does not exist or is not a folder.
-    #[error("input folder {}: {reason}", path.display())]
+    /// The message starts as `go tool covdata`'s does (`reading inputs: `).
+    #[error("reading inputs: input folder {}: {reason}", path.display())]
     BadInput { path: PathBuf, reason: String },
     /// Reading or writing a file failed at the OS level.
     #[error("{}: {source}", path.display())]
@@ -79,14 +80,15 @@ pub enum Error {
     NoData { searched: Vec<PathBuf> },
     /// Two inputs were recorded with different `-covermode`s and the caller
     /// asked for [`crate::ModeClash::Refuse`] (as `textfmt` does).
-    #[error("counter mode clash while reading {}: earlier data had mode {previous}, this file has {new}; a text profile has one mode, so merge only data built with the same -covermode (select folders or use --pkg)", path.display(), previous = previous.as_str(), new = new.as_str())]
+    /// The message starts with Go's own wording.
+    #[error("counter mode clash while reading meta-data file {}: previous file had {previous}, new file has {new}; a text profile has one mode, so merge only data built with the same -covermode (select folders or use -pkg)", path.display(), previous = previous.as_str(), new = new.as_str())]
     ModeClash {
         path: PathBuf,
         previous: CounterMode,
         new: CounterMode,
     },
     /// Inputs disagree on counter granularity; Go refuses to merge these too.
-    #[error("counter granularity clash while reading {}: earlier data had {previous:?}, this file has {new:?}", path.display())]
+    #[error("counter granularity clash while reading meta-data file {}: previous file had {}, new file has {}", path.display(), previous.as_str(), new.as_str())]
     GranularityClash {
         path: PathBuf,
         previous: Granularity,

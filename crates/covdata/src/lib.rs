@@ -13,6 +13,8 @@
 //! | text outputs of `go tool covdata` | [`format`] | `cformat` |
 //! | write Go-format files | [`encode`] | `encodemeta`, `encodecounter` |
 //! | what a file name says (loose checks for the Kubernetes side) | [`names`] | |
+//! | `debugdump`: each group as read | [`dump`] | `cmd/covdata/dump.go` |
+//! | `merge`: Go's merged file layout | [`gomerge`] | `cmd/covdata/metamerge.go` |
 //!
 //! (Go calls a meta file plus its counter files a "pod"; here that word
 //! means a Kubernetes pod, so this crate says "group".)
@@ -79,9 +81,11 @@
 
 pub mod decode_counters;
 pub mod decode_meta;
+pub mod dump;
 pub mod encode;
 mod error;
 pub mod format;
+pub mod gomerge;
 mod load;
 pub mod merge;
 pub mod model;

@@ -35,6 +35,16 @@ pub enum Granularity {
     PerFunc = 2,
 }
 
+impl Granularity {
+    /// The name Go prints (`Cover granularity: perblock`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::PerBlock => "perblock",
+            Granularity::PerFunc => "perfunc",
+        }
+    }
+}
+
 /// All coverage of one report: the union of every input's units.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {

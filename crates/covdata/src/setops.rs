@@ -10,7 +10,7 @@
 //! - `subtract` (exactly two folders): a counter becomes 0 wherever the
 //!   second folder's counter is nonzero: what the first run covered and the
 //!   second did not;
-//! - `intersect` (two or more): a counter becomes 0 wherever that file's
+//! - `intersect` (one or more): a counter becomes 0 wherever that file's
 //!   counter is 0, and a function the folder's files never mention is
 //!   dropped. A later folder with no counter files for a binary leaves that
 //!   binary's data unchanged, as in Go.
@@ -33,6 +33,7 @@ use crate::encode::{self, CounterEntry, Segment};
 use crate::error::Error;
 use crate::merge::counters::merge_into;
 use crate::model::CounterMode;
+use crate::pkgpattern::PkgFilter;
 use crate::scan;
 
 /// Which set operation to run.
@@ -69,6 +70,18 @@ type Key = (u32, u32);
 /// Runs `op` over `inputs` (each searched recursively) and writes the
 /// result into `out_dir` (created if missing).
 pub fn run(op: SetOp, inputs: &[PathBuf], out_dir: &Path) -> Result<SetOpOutput, Error> {
+    run_with(op, inputs, out_dir, None)
+}
+
+/// [`run`], keeping only the packages `packages` selects (Go's `-pkg`):
+/// each binary then gets a new meta-data file holding only those packages,
+/// renumbered in meta-data order, as Go's `subtract`/`intersect` write it.
+pub fn run_with(
+    op: SetOp,
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    packages: Option<&PkgFilter>,
+) -> Result<SetOpOutput, Error> {
     match (op, inputs.len()) {
         (SetOp::Subtract, 2) => {}
         (SetOp::Subtract, _) => {
@@ -80,10 +93,11 @@ pub fn run(op: SetOp, inputs: &[PathBuf], out_dir: &Path) -> Result<SetOpOutput,
                 ),
             });
         }
-        (SetOp::Intersect, n) if n < 2 => {
+        // One folder intersected with nothing is that folder, as in Go.
+        (SetOp::Intersect, 0) => {
             return Err(Error::BadInput {
-                path: inputs.first().cloned().unwrap_or_default(),
-                reason: "intersect takes two or more input folders".into(),
+                path: PathBuf::new(),
+                reason: "intersect takes one or more input folders".into(),
             });
         }
         (SetOp::Intersect, _) => {}
@@ -135,15 +149,51 @@ pub fn run(op: SetOp, inputs: &[PathBuf], out_dir: &Path) -> Result<SetOpOutput,
                 counters,
             });
         }
-        let meta_name = group
-            .meta
-            .file_name()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(format!("covmeta.{}", hex(&meta.hash))));
-        let meta_out = out_dir.join(meta_name);
-        encode::write_atomic(&meta_out, &meta_bytes)?;
+        // New package numbers of the selected packages.
+        let selected: Vec<Option<u32>> = {
+            let mut next = 0u32;
+            meta.packages
+                .iter()
+                .map(|p| {
+                    packages.is_none_or(|f| f.matches(&p.path)).then(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect()
+        };
+        let (meta_out, hash) = match packages {
+            None => {
+                let meta_name = group.meta.file_name().map_or_else(
+                    || PathBuf::from(format!("covmeta.{}", hex(&meta.hash))),
+                    PathBuf::from,
+                );
+                let meta_out = out_dir.join(meta_name);
+                encode::write_atomic(&meta_out, &meta_bytes)?;
+                (meta_out, meta.hash)
+            }
+            Some(_) => {
+                let blobs: Vec<Vec<u8>> = crate::decode_meta::package_blobs(&meta_bytes, &meta)
+                    .into_iter()
+                    .zip(&selected)
+                    .filter_map(|(b, s)| s.map(|_| b))
+                    .collect();
+                let (bytes, hash) =
+                    encode::encode_selected_meta(&blobs, meta.mode, meta.granularity);
+                let meta_out = out_dir.join(format!("covmeta.{}", hex(&hash)));
+                encode::write_atomic(&meta_out, &bytes)?;
+                (meta_out, hash)
+            }
+        };
+        let entries: Vec<CounterEntry> = entries
+            .into_iter()
+            .filter_map(|mut e| {
+                e.package = selected.get(e.package as usize).copied().flatten()?;
+                Some(e)
+            })
+            .collect();
         let counters = encode::encode_counters(
-            meta.hash,
+            hash,
             decode_counters::Flavor::Uleb128,
             &[Segment {
                 args: BTreeMap::new(),
@@ -153,7 +203,7 @@ pub fn run(op: SetOp, inputs: &[PathBuf], out_dir: &Path) -> Result<SetOpOutput,
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let counters_out = out_dir.join(format!("covcounters.{}.0.{nanos}", hex(&meta.hash)));
+        let counters_out = out_dir.join(format!("covcounters.{}.0.{nanos}", hex(&hash)));
         encode::write_atomic(&counters_out, &counters)?;
         output.files.push(meta_out);
         output.files.push(counters_out);
