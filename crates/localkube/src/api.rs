@@ -58,8 +58,8 @@ pub(crate) async fn api_groups() -> Response {
     json_ok(&crate::deployments::api_group_list())
 }
 
-pub(crate) async fn api_v1() -> Response {
-    json_ok(&json!({
+pub(crate) async fn api_v1(State(c): State<Arc<Cluster>>) -> Response {
+    let mut list = json!({
         "kind": "APIResourceList",
         "groupVersion": "v1",
         "resources": [
@@ -71,11 +71,21 @@ pub(crate) async fn api_v1() -> Response {
              "kind": "PodExecOptions", "verbs": ["create", "get"]},
             {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod",
              "verbs": ["get"]},
+            {"name": "pods/attach", "singularName": "", "namespaced": true,
+             "kind": "PodAttachOptions", "verbs": ["create", "get"]},
+            {"name": "pods/ephemeralcontainers", "singularName": "", "namespaced": true,
+             "kind": "Pod", "verbs": ["get", "patch", "update"]},
             {"name": "services", "singularName": "service", "namespaced": true,
              "kind": "Service", "verbs": ["get", "list"], "shortNames": ["svc"],
              "categories": ["all"]},
         ],
-    }))
+    });
+    if !c.ephemeral_enabled
+        && let Some(Value::Array(resources)) = list.get_mut("resources")
+    {
+        resources.retain(|r| r["name"] != "pods/ephemeralcontainers");
+    }
+    json_ok(&list)
 }
 
 pub(crate) async fn not_found() -> Response {
@@ -526,7 +536,8 @@ pub(crate) async fn get_pod(
     }
 }
 
-/// Pick the container a request means: the named one, or the only one.
+/// Pick the container a request means: the named one (ephemeral ones too, once
+/// started), or the only one.
 fn choose_container<'a>(
     pod: &'a crate::state::PodState,
     wanted: Option<&str>,
@@ -539,7 +550,7 @@ fn choose_container<'a>(
             .join(" ")
     };
     match wanted.filter(|w| !w.is_empty()) {
-        Some(w) => pod.containers.iter().find(|c| c.name == w).ok_or_else(|| {
+        Some(w) => pod.container_run(w).ok_or_else(|| {
             Box::new(error(
                 400,
                 format!("container {w} is not valid for pod {}", pod.name),

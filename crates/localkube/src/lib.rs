@@ -59,6 +59,7 @@
 
 mod api;
 mod deployments;
+mod ephemeral;
 mod error;
 mod exec;
 mod fault;
@@ -120,6 +121,8 @@ pub struct PodInfo {
     pub volumes: BTreeMap<String, PathBuf>,
     /// Host PID of the pause process when the pod shares its process namespace.
     pub pause_pid: Option<i32>,
+    /// Ephemeral containers that have been started (in the order they were added).
+    pub ephemeral_containers: Vec<ContainerInfo>,
 }
 
 /// Settings for [`LocalKube`]; see [`LocalKube::builder`].
@@ -133,6 +136,8 @@ pub struct LocalKubeBuilder {
     port: u16,
     grace: Duration,
     bookmark_interval: Duration,
+    ephemeral_containers: bool,
+    restricted_namespaces: Vec<String>,
 }
 
 impl LocalKubeBuilder {
@@ -208,6 +213,22 @@ impl LocalKubeBuilder {
         self
     }
 
+    /// Serve `pods/{name}/ephemeralcontainers` (default true). Off, the API
+    /// answers 404 there, as an API server with the feature disabled (before
+    /// Kubernetes 1.23, or with the `EphemeralContainers` gate off) does.
+    pub fn ephemeral_containers(mut self, enabled: bool) -> Self {
+        self.ephemeral_containers = enabled;
+        self
+    }
+
+    /// Enforce Pod Security `restricted` in `namespace` on ephemeral
+    /// containers added there (as the label
+    /// `pod-security.kubernetes.io/enforce: restricted` does on a cluster).
+    pub fn pod_security_restricted(mut self, namespace: impl Into<String>) -> Self {
+        self.restricted_namespaces.push(namespace.into());
+        self
+    }
+
     /// Check everything, start the API server and every pod. On error nothing is left running.
     pub fn start(self) -> Result<LocalKube, Error> {
         LocalKube::start(self)
@@ -247,6 +268,8 @@ impl LocalKube {
             port: 0,
             grace: Duration::from_millis(500),
             bookmark_interval: watch::DEFAULT_BOOKMARK_INTERVAL,
+            ephemeral_containers: true,
+            restricted_namespaces: Vec::new(),
         }
     }
 
@@ -371,6 +394,9 @@ impl LocalKube {
             spawner,
             token: identity.token.clone(),
             runtime: runtime.handle().clone(),
+            images: b.images.clone(),
+            ephemeral_enabled: b.ephemeral_containers,
+            restricted_namespaces: b.restricted_namespaces.clone(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server_cluster = Arc::clone(&cluster);
@@ -479,26 +505,13 @@ impl LocalKube {
                 address: p.address(),
                 volumes: p.volumes.clone(),
                 pause_pid: p.pause.as_ref().map(|p| p.pid),
-                containers: p
-                    .containers
+                ephemeral_containers: p
+                    .ephemeral
                     .iter()
-                    .map(|c| ContainerInfo {
-                        name: c.name.clone(),
-                        image: c.image.clone(),
-                        running: matches!(c.run, Run::Running { .. }),
-                        restart_count: c.restart_count,
-                        exit_code: match &c.run {
-                            Run::Ended(e) => Some(e.exit_code),
-                            Run::Running { .. } => None,
-                        },
-                        pid: match &c.run {
-                            Run::Running { process, .. } => Some(process.pid),
-                            Run::Ended(_) => None,
-                        },
-                        host_port: c.host_port,
-                        log_file: c.spec.log_file.clone(),
-                    })
+                    .filter_map(|e| e.run())
+                    .map(container_info)
                     .collect(),
+                containers: p.containers.iter().map(container_info).collect(),
             })
             .collect()
     }
@@ -569,7 +582,7 @@ impl LocalKube {
             inner
                 .pods
                 .iter()
-                .flat_map(|p| &p.containers)
+                .flat_map(|p| p.all_runs())
                 .filter_map(|c| match &c.run {
                     Run::Running { process, .. } => Some(Arc::clone(process)),
                     Run::Ended(_) => None,
@@ -608,6 +621,25 @@ impl LocalKube {
         let _ = tx.send(());
         let _ = thread.join();
         self.cluster.spawner.stop();
+    }
+}
+
+fn container_info(c: &state::ContainerRun) -> ContainerInfo {
+    ContainerInfo {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        running: matches!(c.run, Run::Running { .. }),
+        restart_count: c.restart_count,
+        exit_code: match &c.run {
+            Run::Ended(e) => Some(e.exit_code),
+            Run::Running { .. } => None,
+        },
+        pid: match &c.run {
+            Run::Running { process, .. } => Some(process.pid),
+            Run::Ended(_) => None,
+        },
+        host_port: c.host_port,
+        log_file: c.spec.log_file.clone(),
     }
 }
 

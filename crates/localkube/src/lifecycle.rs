@@ -232,9 +232,9 @@ struct Stop {
 
 impl Terminate {
     fn of(pod: &crate::state::PodState, deletion: &Deletion) -> Terminate {
+        // Ephemeral containers are stopped with the rest (they have no preStop).
         let containers = pod
-            .containers
-            .iter()
+            .all_runs()
             .filter_map(|c| {
                 let Run::Running { process, .. } = &c.run else {
                     return None;
@@ -413,11 +413,7 @@ async fn finish(cluster: &Arc<Cluster>, namespace: &str, name: &str, uid: &str) 
                 .pods
                 .iter()
                 .find(|p| p.namespace == namespace && p.name == name && p.uid == uid)
-                .is_none_or(|p| {
-                    p.containers
-                        .iter()
-                        .all(|c| !matches!(c.run, Run::Running { .. }))
-                })
+                .is_none_or(|p| p.all_runs().all(|c| !matches!(c.run, Run::Running { .. })))
         };
         if recorded || Instant::now() >= give_up {
             break;

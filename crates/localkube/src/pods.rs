@@ -39,7 +39,7 @@ fn cerr(pod: &PodState, container: &str, message: impl Into<String>) -> Error {
 }
 
 /// The environment a container sees: defaults, its spec, then localkube's PORT.
-fn container_env(
+pub(crate) fn container_env(
     pod: &PodDraft,
     uid: &str,
     c: &Container,
@@ -200,6 +200,7 @@ pub(crate) fn prepare(
         pause: None,
         faults: Faults::default(),
         deletion: None,
+        ephemeral: Vec::new(),
     })
 }
 

@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api;
 use crate::deployments;
+use crate::ephemeral;
 use crate::state::Cluster;
 use crate::status;
 
@@ -36,6 +37,14 @@ fn router(cluster: Arc<Cluster>) -> Router {
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(api::pod_log))
         .route("/api/v1/namespaces/{ns}/pods/{name}/exec", any(api::exec))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/attach",
+            any(ephemeral::attach),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/ephemeralcontainers",
+            any(ephemeral::handle),
+        )
         .route("/api/v1/services", any(api::list_all_services))
         .route(
             "/api/v1/namespaces/{ns}/services",

@@ -80,7 +80,6 @@ pub(crate) struct PodState {
     pub spec: PodSpec,
     pub created: Timestamp,
     /// `DIR/pods/<ns>_<pod>`: volumes, container roots and logs.
-    #[allow(dead_code)]
     pub dir: PathBuf,
     pub volumes: BTreeMap<String, PathBuf>,
     pub containers: Vec<ContainerRun>,
@@ -89,6 +88,8 @@ pub(crate) struct PodState {
     pub faults: Faults,
     /// Set by a DELETE: the pod is terminating (see [`crate::lifecycle`]).
     pub deletion: Option<crate::lifecycle::Deletion>,
+    /// Ephemeral containers (their specs are in `spec.ephemeralContainers`).
+    pub ephemeral: Vec<crate::ephemeral::EphemeralRun>,
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +164,12 @@ pub(crate) struct Cluster {
     pub spawner: Spawner,
     pub token: String,
     pub runtime: tokio::runtime::Handle,
+    /// The image map, for ephemeral containers added at run time.
+    pub images: BTreeMap<String, PathBuf>,
+    /// Whether `pods/{name}/ephemeralcontainers` is served.
+    pub ephemeral_enabled: bool,
+    /// Namespaces where Pod Security admission enforces `restricted`.
+    pub restricted_namespaces: Vec<String>,
 }
 
 impl Cluster {
@@ -209,7 +216,7 @@ impl Cluster {
             let mut inner = cluster.lock();
             if let Some(c) = inner
                 .pod_mut(&namespace, &pod)
-                .and_then(|p| p.containers.iter_mut().find(|c| c.name == container))
+                .and_then(|p| p.container_run_mut(&container))
                 && c.generation == generation
                 && let Run::Running { started, .. } = &c.run
             {
@@ -234,6 +241,45 @@ fn time(t: Timestamp) -> Time {
 }
 
 impl PodState {
+    /// A container or a started ephemeral container, by name.
+    pub(crate) fn container_run(&self, name: &str) -> Option<&ContainerRun> {
+        self.containers
+            .iter()
+            .find(|c| c.name == name)
+            .or_else(|| self.ephemeral.iter().find(|e| e.name == name)?.run())
+    }
+
+    /// [`container_run`](Self::container_run), mutable.
+    pub(crate) fn container_run_mut(&mut self, name: &str) -> Option<&mut ContainerRun> {
+        if let Some(i) = self.containers.iter().position(|c| c.name == name) {
+            return Some(&mut self.containers[i]);
+        }
+        self.ephemeral
+            .iter_mut()
+            .find(|e| e.name == name)?
+            .run_mut()
+    }
+
+    /// Every container run, ephemeral ones included.
+    pub(crate) fn all_runs(&self) -> impl Iterator<Item = &ContainerRun> {
+        self.containers
+            .iter()
+            .chain(self.ephemeral.iter().filter_map(|e| e.run()))
+    }
+
+    /// The pod as a draft again (for the environment rules containers share).
+    pub(crate) fn draft(&self) -> crate::manifest::PodDraft {
+        crate::manifest::PodDraft {
+            file: self.dir.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            owner: self.owner.as_ref().map(|(d, _)| d.clone()),
+            spec: self.spec.clone(),
+        }
+    }
+
     /// The phase the pod reports (a `Phase` fault wins).
     pub(crate) fn phase(&self) -> String {
         if let Some(p) = &self.faults.phase {
@@ -326,6 +372,9 @@ impl PodState {
             .get_or_insert_with(|| "default".into());
         spec.termination_grace_period_seconds.get_or_insert(30);
         spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+        // The API server always serves `securityContext: {}` at least (kubectl
+        // debug 1.35 dereferences it without a check).
+        spec.security_context.get_or_insert_with(Default::default);
         for (cs, c) in spec.containers.iter_mut().zip(&self.containers) {
             if let (Some(port), Some(first)) =
                 (c.host_port, cs.ports.as_mut().and_then(|p| p.first_mut()))
@@ -381,6 +430,7 @@ impl PodState {
             pod_ips: ip.map(|ip| vec![PodIP { ip }]),
             start_time: (!pending).then(|| time(self.created)),
             container_statuses: Some(statuses),
+            ephemeral_container_statuses: crate::ephemeral::statuses(self),
             qos_class: Some("BestEffort".into()),
             ..Default::default()
         };
@@ -403,7 +453,7 @@ fn terminated(e: &Ended, container_id: &str) -> ContainerStateTerminated {
     }
 }
 
-fn container_status(
+pub(crate) fn container_status(
     pod: &PodState,
     c: &ContainerRun,
     pending: bool,

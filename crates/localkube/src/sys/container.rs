@@ -409,7 +409,8 @@ struct Prepared {
     plan: Plan,
     exec: ExecData,
     log: File,
-    devnull: File,
+    /// The container's standard input: `/dev/null`, or a pipe (`stdin: true`).
+    stdin: OwnedFd,
     err_w: OwnedFd,
 }
 
@@ -422,6 +423,18 @@ pub(crate) fn start(
     spec: &ContainerSpec,
     shared_pid: Option<OwnedFd>,
 ) -> Result<ChildProcess, String> {
+    start_with_stdin(spawner, mode, spec, shared_pid, None)
+}
+
+/// [`start`] with `stdin` (the read end of a pipe) as the container's standard
+/// input instead of `/dev/null`, for containers with `stdin: true`.
+pub(crate) fn start_with_stdin(
+    spawner: &Spawner,
+    mode: Mode,
+    spec: &ContainerSpec,
+    shared_pid: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+) -> Result<ChildProcess, String> {
     std::fs::create_dir_all(&spec.root_dir)
         .map_err(|e| format!("creating {}: {e}", spec.root_dir.display()))?;
     let plan = plan_filesystem(spec, mode)?;
@@ -431,14 +444,19 @@ pub(crate) fn start(
         .append(true)
         .open(&spec.log_file)
         .map_err(|e| format!("opening log {}: {e}", spec.log_file.display()))?;
-    let devnull = File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
+    let stdin = match stdin {
+        Some(fd) => fd,
+        None => File::open("/dev/null")
+            .map_err(|e| format!("opening /dev/null: {e}"))?
+            .into(),
+    };
     let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let what = plan.what.clone();
     let prep = Prepared {
         plan,
         exec,
         log,
-        devnull,
+        stdin,
         err_w,
     };
     let mut flags = mode.clone_flags();
@@ -569,7 +587,7 @@ unsafe fn container_child(p: &Prepared) -> ! {
                 child_fail(err_fd, i as u32, errno());
             }
         }
-        libc::dup2(p.devnull.as_raw_fd(), 0);
+        libc::dup2(p.stdin.as_raw_fd(), 0);
         libc::dup2(p.log.as_raw_fd(), 1);
         libc::dup2(p.log.as_raw_fd(), 2);
         child_cloexec_from_3();
