@@ -73,7 +73,7 @@ pub(crate) enum EphemeralState {
     /// Its image cannot be pulled (not in the image map).
     PullFailed { since: Instant },
     /// Started (and maybe ended); never restarted.
-    Started(ContainerRun),
+    Started(Box<ContainerRun>),
 }
 
 impl EphemeralRun {
@@ -836,13 +836,13 @@ fn start(cluster: &Arc<Cluster>, ns: &str, pod_name: &str, name: &str) {
                 process: Arc::clone(&process),
                 started: Timestamp::now(),
             };
-            set_state(EphemeralState::Started(run), stdin_w);
+            set_state(EphemeralState::Started(Box::new(run)), stdin_w);
             cluster.reap(ns.into(), pod_name.into(), name.into(), 1, process);
         }
         Err(message) => {
             tracing::debug!(%ns, pod = %pod_name, container = %name, %message, "ephemeral container did not start");
             run.run = start_error(&message);
-            set_state(EphemeralState::Started(run), None);
+            set_state(EphemeralState::Started(Box::new(run)), None);
         }
     }
 }
@@ -868,7 +868,7 @@ struct Prepared {
 
 enum Failure {
     Pull,
-    Start(ContainerRun, String),
+    Start(Box<ContainerRun>, String),
 }
 
 fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Failure> {
@@ -957,7 +957,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
     };
     let fail = |mut run: ContainerRun, message: String| {
         run.run = start_error(&message);
-        Failure::Start(run, message)
+        Failure::Start(Box::new(run), message)
     };
     let target = match ec.target_container_name.as_deref() {
         Some(t) => {

@@ -8,8 +8,9 @@
 //!   field selectors, get, log, watch with resourceVersion, bookmarks and 410
 //!   Gone (see `watch.rs`), graceful delete (see `lifecycle.rs`); `Table` output for
 //!   `kubectl get` and `kubectl get -w`), services (list
-//!   with label selectors, get) and `pods/exec` over WebSocket
-//!   (`v5.channel.k8s.io`, `v4.channel.k8s.io`). Errors carry Kubernetes
+//!   with label selectors, get), `pods/exec` and `pods/attach` over WebSocket
+//!   (`v5.channel.k8s.io`, `v4.channel.k8s.io`), and ephemeral containers
+//!   (`pods/{name}/ephemeralcontainers`, see `ephemeral.rs`). Errors carry Kubernetes
 //!   `Status` bodies; requests without the token get 401.
 //! * **Pods**: from `Deployment`/`Pod` manifests. Each container is PID 1 of its
 //!   own PID namespace (with `shareProcessNamespace: true`, the pod's containers
