@@ -278,7 +278,7 @@ fn apply_patch(current: &Pod, content_type: &str, body: &[u8]) -> Result<Pod, Bo
     match content_type {
         "application/strategic-merge-patch+json" => {
             let patch = parse(body)?;
-            strategic_merge(&mut doc, &patch, "").map_err(bad_request)?;
+            crate::patch::strategic_merge(&mut doc, &patch).map_err(bad_request)?;
         }
         "application/json-patch+json" => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
@@ -295,7 +295,7 @@ fn apply_patch(current: &Pod, content_type: &str, body: &[u8]) -> Result<Pod, Bo
         // count as removed, and validation refuses that.
         "application/merge-patch+json" => {
             let patch = parse(body)?;
-            json_patch::merge(&mut doc, &patch);
+            crate::patch::merge_patch(&mut doc, &patch);
         }
         other => {
             return Err(Box::new(error(
@@ -333,150 +333,6 @@ fn put_body(current: &Pod, body: &[u8], name: &str) -> Result<Pod, Box<Response>
         )));
     }
     Ok(pod)
-}
-
-/// The merge keys of the Pod's lists (from the `patchMergeKey` tags of
-/// `k8s.io/api/core/v1`); any other list is replaced whole.
-fn merge_key(field: &str) -> Option<&'static str> {
-    match field {
-        "ephemeralContainers"
-        | "containers"
-        | "initContainers"
-        | "volumes"
-        | "env"
-        | "imagePullSecrets"
-        | "resourceClaims" => Some("name"),
-        "volumeMounts" => Some("mountPath"),
-        "volumeDevices" => Some("devicePath"),
-        "ports" => Some("containerPort"),
-        "hostAliases" => Some("ip"),
-        _ => None,
-    }
-}
-
-/// Apply a strategic-merge patch (as `k8s.io/apimachinery/pkg/util/strategicpatch`
-/// does for the directives a client sends: `$patch: replace|delete`,
-/// `$setElementOrder/<list>`, `$deleteFromPrimitiveList/<list>`, `$retainKeys`).
-fn strategic_merge(target: &mut Value, patch: &Value, field: &str) -> Result<(), String> {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return Ok(());
-    };
-    match p.get("$patch").and_then(Value::as_str) {
-        Some("replace") => {
-            let mut m = p.clone();
-            m.remove("$patch");
-            *target = Value::Object(m);
-            return Ok(());
-        }
-        Some("delete") => {
-            *target = Value::Null;
-            return Ok(());
-        }
-        Some(other) => return Err(format!("unknown patch directive {other:?} in {field}")),
-        None => {}
-    }
-    if !target.is_object() {
-        *target = json!({});
-    }
-    let Value::Object(t) = target else {
-        return Ok(());
-    };
-    for (k, v) in p {
-        if k == "$retainKeys" || k.starts_with("$setElementOrder/") {
-            continue;
-        }
-        if let Some(list) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(items)), Value::Array(gone)) = (t.get_mut(list), v) {
-                items.retain(|i| !gone.contains(i));
-            }
-            continue;
-        }
-        match v {
-            Value::Null => {
-                t.remove(k);
-            }
-            Value::Object(_) => {
-                let slot = t.entry(k.clone()).or_insert(Value::Null);
-                strategic_merge(slot, v, k)?;
-                if slot.is_null() {
-                    t.remove(k);
-                }
-            }
-            Value::Array(items) => match merge_key(k) {
-                Some(key) => {
-                    let slot = t.entry(k.clone()).or_insert_with(|| json!([]));
-                    merge_list(slot, items, key, k)?;
-                }
-                None => {
-                    t.insert(k.clone(), v.clone());
-                }
-            },
-            _ => {
-                t.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    for (k, v) in p {
-        if let (Some(list), Value::Array(order)) = (k.strip_prefix("$setElementOrder/"), v)
-            && let (Some(Value::Array(items)), Some(key)) = (t.get_mut(list), merge_key(list))
-        {
-            let pos = |i: &Value| {
-                order
-                    .iter()
-                    .position(|o| o.get(key) == i.get(key))
-                    .unwrap_or(usize::MAX)
-            };
-            items.sort_by_key(pos);
-        }
-    }
-    if let Some(Value::Array(keep)) = p.get("$retainKeys") {
-        t.retain(|k, _| keep.iter().any(|x| x.as_str() == Some(k)));
-    }
-    Ok(())
-}
-
-fn merge_list(target: &mut Value, patch: &[Value], key: &str, field: &str) -> Result<(), String> {
-    if patch
-        .iter()
-        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
-    {
-        *target = Value::Array(
-            patch
-                .iter()
-                .filter(|i| i.get("$patch").is_none())
-                .cloned()
-                .collect(),
-        );
-        return Ok(());
-    }
-    if !target.is_array() {
-        *target = json!([]);
-    }
-    let Value::Array(items) = target else {
-        return Ok(());
-    };
-    for p in patch {
-        let Some(id) = p.get(key) else {
-            return Err(format!(
-                "map: {p} does not contain declared merge key: {key} (in {field})"
-            ));
-        };
-        let at = items.iter().position(|i| i.get(key) == Some(id));
-        match (p.get("$patch").and_then(Value::as_str), at) {
-            (Some("delete"), Some(i)) => {
-                items.remove(i);
-            }
-            (Some("delete"), None) => {}
-            (_, Some(i)) => strategic_merge(&mut items[i], p, field)?,
-            (_, None) => {
-                let mut fresh = Value::Null;
-                strategic_merge(&mut fresh, p, field)?;
-                items.push(fresh);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The API server's defaults for a container (`pkg/apis/core/v1/defaults.go`).
@@ -1169,34 +1025,6 @@ async fn attach_session(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strategic_merge_appends_by_name_and_orders() {
-        let mut pod = json!({"spec": {"ephemeralContainers": [{"name": "a", "image": "x"}], "containers": [{"name": "app"}]}});
-        let patch = json!({"spec": {
-            "$setElementOrder/ephemeralContainers": [{"name": "a"}, {"name": "b"}],
-            "ephemeralContainers": [{"name": "b", "image": "y"}]
-        }});
-        strategic_merge(&mut pod, &patch, "").unwrap();
-        assert_eq!(
-            pod["spec"]["ephemeralContainers"],
-            json!([{"name": "a", "image": "x"}, {"name": "b", "image": "y"}])
-        );
-        assert_eq!(pod["spec"]["containers"], json!([{"name": "app"}]));
-        // Delete directive removes, replace replaces.
-        let del = json!({"spec": {"ephemeralContainers": [{"name": "a", "$patch": "delete"}]}});
-        strategic_merge(&mut pod, &del, "").unwrap();
-        assert_eq!(
-            pod["spec"]["ephemeralContainers"],
-            json!([{"name": "b", "image": "y"}])
-        );
-        let rep = json!({"spec": {"ephemeralContainers": [{"name": "c"}, {"$patch": "replace"}]}});
-        strategic_merge(&mut pod, &rep, "").unwrap();
-        assert_eq!(pod["spec"]["ephemeralContainers"], json!([{"name": "c"}]));
-        // A list element without its merge key is an error, as in strategicpatch.
-        let bad = json!({"spec": {"ephemeralContainers": [{"image": "z"}]}});
-        assert!(strategic_merge(&mut pod, &bad, "").is_err());
-    }
 
     #[test]
     fn pull_policy_defaults() {
