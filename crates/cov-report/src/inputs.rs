@@ -86,3 +86,19 @@ impl Inputs {
         Ok(loaded)
     }
 }
+
+/// Log where the time went (`-v`; `cargo xtask bench report` prints it).
+pub fn log_stage_times(t: &covdata::Timings, formatting: std::time::Duration) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    tracing::info!(
+        "stage times (ms): listing {:.1}, meta read {:.1}, meta decode {:.1}, counters read {:.1} + decode/merge {:.1} (summed over threads; {:.1} elapsed), profile {:.1}, formatting {:.1}",
+        ms(t.listing),
+        ms(t.meta_read),
+        ms(t.meta_decode),
+        ms(t.counters_read),
+        ms(t.counters_merge),
+        ms(t.counters_wall),
+        ms(t.profile),
+        ms(formatting),
+    );
+}

@@ -20,11 +20,13 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     // Go's percent accepts mixed counter modes, even with -o.
     let loaded = args.inputs.load(ModeClash::Upgrade)?;
+    let started = std::time::Instant::now();
     crate::output::stdout(|w| covdata::format::percent::write(&loaded.profile, w))?;
     if let Some(path) = &args.output {
         crate::output::file(path, |w| {
             covdata::format::textfmt::write(&loaded.profile, w)
         })?;
     }
+    crate::inputs::log_stage_times(&loaded.timings, started.elapsed());
     Ok(())
 }

@@ -26,7 +26,10 @@ pub fn run(args: &Args) -> Result<()> {
     };
     // A text profile has a single mode line: Go refuses mixed modes here.
     let loaded = args.inputs.load(ModeClash::Refuse)?;
+    let started = std::time::Instant::now();
     crate::output::file(output, |w| {
         covdata::format::textfmt::write(&loaded.profile, w)
-    })
+    })?;
+    crate::inputs::log_stage_times(&loaded.timings, started.elapsed());
+    Ok(())
 }

@@ -97,6 +97,6 @@ pub mod setops;
 mod warning;
 
 pub use error::{Corruption, CorruptionKind, Error};
-pub use load::{LoadOptions, Loaded, ModeClash, load, read_meta};
+pub use load::{LoadOptions, Loaded, ModeClash, Timings, load, read_meta};
 pub use pkgpattern::PkgFilter;
 pub use warning::Warning;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::decode_counters::{self, RunArgs};
 use crate::decode_meta::{self, MetaFile};
@@ -46,6 +47,30 @@ pub struct Loaded {
     pub groups: Vec<Group>,
     /// Program arguments all counter files agree on (kept by `merge`).
     pub args: RunArgs,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Where the time of a [`load`] went, stage by stage (what
+/// `cargo xtask bench report` prints). Per-file stages run on several
+/// threads: their times are summed over threads, `counters_wall` is the
+/// elapsed time of the whole counter stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Walking the folders and pairing files into groups.
+    pub listing: Duration,
+    /// Reading the meta-data files.
+    pub meta_read: Duration,
+    /// Decoding them.
+    pub meta_decode: Duration,
+    /// Reading counter files (summed over threads).
+    pub counters_read: Duration,
+    /// Decoding and merging counter files (summed over threads).
+    pub counters_merge: Duration,
+    /// Elapsed time of reading, decoding and merging counter files.
+    pub counters_wall: Duration,
+    /// Building the merged profile from the groups.
+    pub profile: Duration,
 }
 
 /// Read every Go coverage file below `inputs` and merge them.
@@ -55,7 +80,10 @@ pub struct Loaded {
 /// and byte offset of damaged data, [`Error::ModeClash`] /
 /// [`Error::GranularityClash`] for incompatible inputs.
 pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> {
+    let mut timings = Timings::default();
+    let started = Instant::now();
     let scanned = scan::scan(inputs)?;
+    timings.listing = started.elapsed();
     if scanned.groups.is_empty() {
         return Err(Error::NoData {
             searched: inputs.to_vec(),
@@ -71,7 +99,13 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
         .max(1);
 
     for group in &scanned.groups {
-        let meta = read_meta(&group.meta)?;
+        let t = Instant::now();
+        let bytes = std::fs::read(&group.meta).map_err(|e| Error::io(&group.meta, e))?;
+        timings.meta_read += t.elapsed();
+        let t = Instant::now();
+        let meta = decode_meta::decode(&bytes).map_err(|c| Error::corrupt(&group.meta, c))?;
+        drop(bytes);
+        timings.meta_decode += t.elapsed();
         // Go checks mode and granularity when it opens each meta file and
         // merges that group's counters with the (possibly upgraded) mode.
         let merge_mode = match state {
@@ -95,9 +129,11 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
             }
         };
         state = Some((merge_mode, meta.granularity));
+        let t = Instant::now();
         let layout = Layout::new(&meta);
         let (tally, group_args) =
-            merge_counter_files(&group.counters, &layout, merge_mode, threads)?;
+            merge_counter_files(&group.counters, &layout, merge_mode, threads, &mut timings)?;
+        timings.counters_wall += t.elapsed();
         if tally.overflow {
             warnings.push(Warning::CounterOverflow {
                 meta: group.meta.clone(),
@@ -113,16 +149,21 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
                 });
             }
         }
+        let t = Instant::now();
         builder.add_group(&meta, &layout, &tally, options.packages.as_ref());
+        timings.profile += t.elapsed();
     }
+    let t = Instant::now();
     let profile = builder.finish().ok_or(Error::NoData {
         searched: inputs.to_vec(),
     })?;
+    timings.profile += t.elapsed();
     Ok(Loaded {
         profile,
         warnings,
         groups: scanned.groups,
         args: args.finish(),
+        timings,
     })
 }
 
@@ -133,8 +174,13 @@ pub fn read_meta(path: &Path) -> Result<MetaFile, Error> {
 }
 
 type FileFindings = ((PathBuf, Vec<(u32, u32)>), RunArgs);
-/// A worker's tally and its per-file results, tagged with the file index.
-type WorkerResult = (Tally, Vec<(usize, Result<FileFindings, Error>)>);
+/// A worker's tally, its per-file results tagged with the file index, and
+/// its time reading and decoding.
+type WorkerResult = (
+    Tally,
+    Vec<(usize, Result<FileFindings, Error>)>,
+    (Duration, Duration),
+);
 
 /// Merge counter files with `threads` workers; each worker owns a tally,
 /// the tallies are combined at the end. Errors report the first bad file in
@@ -144,6 +190,7 @@ fn merge_counter_files(
     layout: &Layout,
     mode: CounterMode,
     threads: usize,
+    timings: &mut Timings,
 ) -> Result<(Tally, Vec<FileFindings>), Error> {
     let workers = threads.min(files.len()).max(1);
     let next = AtomicUsize::new(0);
@@ -151,11 +198,16 @@ fn merge_counter_files(
         let mut tally = Tally::new(layout);
         let mut out = Vec::new();
         let mut buf = Vec::new();
+        let (mut reading, mut merging) = (Duration::ZERO, Duration::ZERO);
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = files.get(i) else { break };
             let before = tally.unknown.len();
-            let r = read_into(path, &mut buf).and_then(|()| {
+            let t = Instant::now();
+            let read = read_into(path, &mut buf);
+            let t2 = Instant::now();
+            reading += t2 - t;
+            let r = read.and_then(|()| {
                 let mut cf = decode_counters::open(&buf).map_err(|c| Error::corrupt(path, c))?;
                 let args = std::mem::take(&mut cf.args);
                 tally
@@ -164,9 +216,10 @@ fn merge_counter_files(
                 let unknown = tally.unknown.split_off(before);
                 Ok(((path.clone(), unknown), args))
             });
+            merging += t2.elapsed();
             out.push((i, r));
         }
-        (tally, out)
+        (tally, out, (reading, merging))
     };
     let results: Vec<WorkerResult> = if workers == 1 {
         vec![work()]
@@ -181,7 +234,9 @@ fn merge_counter_files(
     };
     let mut total: Option<Tally> = None;
     let mut per_file: Vec<(usize, Result<FileFindings, Error>)> = Vec::with_capacity(files.len());
-    for (tally, out) in results {
+    for (tally, out, (reading, merging)) in results {
+        timings.counters_read += reading;
+        timings.counters_merge += merging;
         per_file.extend(out);
         match &mut total {
             None => total = Some(tally),

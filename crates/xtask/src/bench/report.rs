@@ -10,8 +10,11 @@
 //! Then, per data set and subcommand (`percent`, `textfmt`): check both
 //! tools produce identical output, run them alternately (median of at least
 //! five runs each), and print wall time, peak RSS (from `wait4`'s rusage)
-//! and the ratios. Go's covdata binary is run directly (`go tool -n
-//! covdata`), without the `go` wrapper.
+//! and the ratios, against both `go tool covdata` (what users type) and
+//! Go's covdata binary run directly (`go tool -n covdata`), so the `go`
+//! command's start-up does not flatter us. Then cov-report's own time per
+//! stage (listing, reading, meta decode, counter decode and merge,
+//! formatting), from its `-v` log, shows where the rest goes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +52,7 @@ pub fn run(args: &Args) -> Result<()> {
     println!();
 
     let mut medians = Vec::new();
+    let wrapper = GoTool;
     for (runs, dir) in [(SMALL_RUNS, &data.small), (FULL_RUNS, &data.full)] {
         let (files, bytes) = dir_stats(dir)?;
         println!(
@@ -59,9 +63,9 @@ pub fn run(args: &Args) -> Result<()> {
         for cmd in ["percent", "textfmt"] {
             let case = Case::new(cmd, dir)?;
             case.verify(&ours, &theirs)?;
-            let (go, ours_m) = case.measure(&ours, &theirs, args.runs)?;
+            let (go, ours_m, tool) = case.measure(&ours, &theirs, &wrapper, args.runs)?;
             println!(
-                "  {cmd:<8} go tool covdata {:>7.3} s wall {:>7.3} s cpu {:>6.1} MB | cov-report {:>7.3} s wall {:>7.3} s cpu {:>6.1} MB",
+                "  {cmd:<8} covdata binary {:>7.3} s wall {:>7.3} s cpu {:>6.1} MB | cov-report {:>7.3} s wall {:>7.3} s cpu {:>6.1} MB",
                 go.wall.as_secs_f64(),
                 go.cpu.as_secs_f64(),
                 go.rss as f64 / 1e6,
@@ -70,12 +74,19 @@ pub fn run(args: &Args) -> Result<()> {
                 ours_m.rss as f64 / 1e6,
             );
             println!(
-                "  {:<8} ratio: {:.1}x faster (wall), {:.1}x less cpu, {:.2}x the peak RSS",
+                "  {:<8} go tool covdata {:>6.3} s wall (with the go command's start-up)",
                 "",
+                tool.wall.as_secs_f64(),
+            );
+            println!(
+                "  {:<8} ratio: {:.1}x faster than go tool covdata, {:.1}x than the covdata binary (wall), {:.1}x less cpu, {:.2}x the peak RSS",
+                "",
+                tool.wall.as_secs_f64() / ours_m.wall.as_secs_f64(),
                 go.wall.as_secs_f64() / ours_m.wall.as_secs_f64(),
                 go.cpu.as_secs_f64() / ours_m.cpu.as_secs_f64(),
                 ours_m.rss as f64 / go.rss as f64,
             );
+            println!("  {:<8} {}", "", case.stage_times(&ours)?);
             medians.push((runs, cmd, go, ours_m));
         }
     }
@@ -119,6 +130,15 @@ pub fn run(args: &Args) -> Result<()> {
         .and_then(|g| Some(g.parent()?.parent()?.to_path_buf()));
     super::formats::run(&ours, &data.full, &src, goroot.as_deref(), args.runs)?;
     Ok(())
+}
+
+/// `go tool covdata`, as users run it (with the bench's Go environment).
+struct GoTool;
+
+impl GoTool {
+    fn command(&self) -> Result<Command> {
+        go_cmd()
+    }
 }
 
 struct Data {
@@ -349,16 +369,44 @@ impl Case {
     }
 
     /// Alternate the tools; per tool the medians of wall time, CPU time
-    /// and peak RSS.
-    fn measure(&self, ours: &Path, theirs: &Path, runs: usize) -> Result<(Measured, Measured)> {
+    /// and peak RSS: the covdata binary, cov-report, `go tool covdata`.
+    fn measure(
+        &self,
+        ours: &Path,
+        theirs: &Path,
+        wrapper: &GoTool,
+        runs: usize,
+    ) -> Result<(Measured, Measured, Measured)> {
         let go_out = self.out.path().join("go.out");
         let our_out = self.out.path().join("ours.out");
-        let (mut go, mut us) = (Vec::new(), Vec::new());
+        let (mut go, mut us, mut tool) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
-            go.push(timed(theirs, &self.go_args(&go_out))?);
-            us.push(timed(ours, &self.our_args(&our_out))?);
+            go.push(timed(Command::new(theirs).args(self.go_args(&go_out)))?);
+            us.push(timed(Command::new(ours).args(self.our_args(&our_out)))?);
+            let mut cmd = wrapper.command()?;
+            cmd.args(["tool", "covdata"]).args(self.go_args(&go_out));
+            tool.push(timed(&mut cmd)?);
         }
-        Ok((Measured::median(&go), Measured::median(&us)))
+        Ok((
+            Measured::median(&go),
+            Measured::median(&us),
+            Measured::median(&tool),
+        ))
+    }
+
+    /// cov-report's own account of one run (its `-v` stage-times line).
+    fn stage_times(&self, ours: &Path) -> Result<String> {
+        let our_out = self.out.path().join("ours.out");
+        let mut args = self.our_args(&our_out);
+        args.push("-v".into());
+        let o = Command::new(ours).args(&args).output()?;
+        ensure!(o.status.success(), "cov-report {args:?} failed");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let line = stderr
+            .lines()
+            .find_map(|l| l.split_once("stage times").map(|(_, rest)| rest))
+            .context("cov-report -v printed no stage times")?;
+        Ok(format!("cov-report stage times{line}"))
     }
 }
 
@@ -388,13 +436,12 @@ fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
 }
 
 /// Run to completion with stdout discarded; wall time, CPU time, peak RSS.
-fn timed(bin: &Path, args: &[String]) -> Result<Measured> {
+fn timed(cmd: &mut Command) -> Result<Measured> {
     let start = Instant::now();
-    let child = Command::new(bin)
-        .args(args)
+    let child = cmd
         .stdout(std::process::Stdio::null())
         .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+        .with_context(|| format!("starting {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data, zero-initialised and filled by wait4.
@@ -409,8 +456,7 @@ fn timed(bin: &Path, args: &[String]) -> Result<Measured> {
     );
     ensure!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{} {args:?} failed (status {status})",
-        bin.display()
+        "{cmd:?} failed (status {status})"
     );
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(Measured {
