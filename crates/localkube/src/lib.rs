@@ -59,6 +59,7 @@
 //! ```
 
 mod api;
+mod auth;
 mod deployments;
 mod ephemeral;
 mod error;
@@ -82,9 +83,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use auth::{ADMIN_USER, MASTERS_GROUP, UserInfo};
 pub use error::Error;
 pub use fault::Fault;
 pub use state::PORTS_ANNOTATION;
+pub use tls::Validity;
 
 use manifest::ManifestSource;
 use state::{Cluster, Inner, Run};
@@ -139,9 +142,17 @@ pub struct LocalKubeBuilder {
     bookmark_interval: Duration,
     ephemeral_containers: bool,
     restricted_namespaces: Vec<String>,
+    token_file: Option<PathBuf>,
 }
 
 impl LocalKubeBuilder {
+    /// Also accept the tokens of this file, in kube-apiserver's `--token-auth-file`
+    /// format: `token,user,uid[,"group1,group2"]` per line.
+    pub fn token_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.token_file = Some(path.as_ref().to_path_buf());
+        self
+    }
+
     /// Add a manifest (Deployment or Pod YAML; several documents allowed). The
     /// namespace comes from its metadata, else `default`.
     pub fn manifest(mut self, path: impl AsRef<Path>) -> Self {
@@ -239,6 +250,8 @@ impl LocalKubeBuilder {
 /// A running localkube: the API server and its pods. Dropping it stops everything.
 pub struct LocalKube {
     cluster: Arc<Cluster>,
+    ca_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     kubeconfig: PathBuf,
     context: String,
     server_url: String,
@@ -271,6 +284,7 @@ impl LocalKube {
             bookmark_interval: watch::DEFAULT_BOOKMARK_INTERVAL,
             ephemeral_containers: true,
             restricted_namespaces: Vec::new(),
+            token_file: None,
         }
     }
 
@@ -373,6 +387,12 @@ impl LocalKube {
             .map_err(|e| Error::io(format!("resolving {}", b.dir.display()), e))?;
 
         let identity = tls::generate()?;
+        let auth = auth::Authenticator::new(&identity.ca_der)?;
+        auth.add_token(&identity.token, UserInfo::new(ADMIN_USER, &[MASTERS_GROUP]));
+        if let Some(path) = &b.token_file {
+            auth.load_token_file(path)?;
+        }
+        let tls_config = identity.server_config(auth.handshake_verifier())?;
         let listener = std::net::TcpListener::bind(("127.0.0.1", b.port))
             .map_err(|e| Error::io(format!("listening on 127.0.0.1:{}", b.port), e))?;
         let addr = listener
@@ -394,6 +414,7 @@ impl LocalKube {
             mode,
             spawner,
             token: identity.token.clone(),
+            auth,
             runtime: runtime.handle().clone(),
             images: b.images.clone(),
             ephemeral_enabled: b.ephemeral_containers,
@@ -401,7 +422,6 @@ impl LocalKube {
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server_cluster = Arc::clone(&cluster);
-        let tls_config = Arc::clone(&identity.server_config);
         let thread = std::thread::Builder::new()
             .name("localkube-server".into())
             .spawn(move || {
@@ -411,6 +431,8 @@ impl LocalKube {
             .map_err(|e| Error::io("starting the server thread", e))?;
         let kube = LocalKube {
             cluster,
+            ca_pem: identity.ca_pem.clone(),
+            issuer: identity.issuer,
             kubeconfig,
             context: b.context.clone(),
             server_url,
@@ -490,6 +512,33 @@ impl LocalKube {
     /// The bearer token the API server accepts.
     pub fn token(&self) -> &str {
         &self.cluster.token
+    }
+
+    /// The cluster CA (PEM): it signed the server's certificate and signs client certificates.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Accept `token` as `user` from now on (e.g. a new service-account token).
+    pub fn add_token(&self, token: &str, user: UserInfo) {
+        self.cluster.auth.add_token(token, user);
+    }
+
+    /// Stop accepting `token` (a rotated-out or revoked token); requests with it get 401.
+    pub fn remove_token(&self, token: &str) {
+        self.cluster.auth.remove_token(token);
+    }
+
+    /// A client certificate and key (PEM) for `user` in `groups`, signed by the
+    /// cluster CA; the API server reads the user from the common name and the
+    /// groups from the organizations.
+    pub fn client_certificate(
+        &self,
+        user: &str,
+        groups: &[&str],
+        validity: Validity,
+    ) -> Result<(String, String), Error> {
+        tls::client_certificate(&self.issuer, user, groups, validity)
     }
 
     /// Every pod, as the API currently reports it.

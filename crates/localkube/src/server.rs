@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api;
+use crate::auth::UserInfo;
 use crate::deployments;
 use crate::ephemeral;
 use crate::state::Cluster;
@@ -73,21 +74,32 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .with_state(cluster)
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+/// The identity of a connection's valid client certificate, if any.
+#[derive(Clone)]
+struct PeerIdentity(Option<UserInfo>);
 
-async fn authenticate(State(cluster): State<Arc<Cluster>>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| same(t.trim().as_bytes(), cluster.token.as_bytes()));
-    if !ok {
+/// The API server's union authenticator: the client certificate first, then
+/// the bearer token; neither gives 401. The user rides along as an extension.
+async fn authenticate(
+    State(cluster): State<Arc<Cluster>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let from_cert = req
+        .extensions()
+        .get::<PeerIdentity>()
+        .and_then(|p| p.0.clone());
+    let user = from_cert.or_else(|| {
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| cluster.auth.by_token(t.trim()))
+    });
+    let Some(user) = user else {
         return status::error(401, "Unauthorized", None);
-    }
+    };
+    req.extensions_mut().insert(user);
     next.run(req).await
 }
 
@@ -109,7 +121,7 @@ pub(crate) async fn serve(
         }
     };
     let acceptor = TlsAcceptor::from(tls);
-    let app = router(cluster);
+    let app = router(Arc::clone(&cluster));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -118,6 +130,7 @@ pub(crate) async fn serve(
                 let Ok((tcp, peer)) = accepted else { continue };
                 let acceptor = acceptor.clone();
                 let app = app.clone();
+                let cluster = Arc::clone(&cluster);
                 connections.spawn(async move {
                     let tls = match acceptor.accept(tcp).await {
                         Ok(t) => t,
@@ -126,6 +139,12 @@ pub(crate) async fn serve(
                             return;
                         }
                     };
+                    let peer_user = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| cluster.auth.by_certificate(chain));
+                    let app = app.layer(axum::Extension(PeerIdentity(peer_user)));
                     let service = TowerToHyperService::new(app);
                     let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .http1_only()

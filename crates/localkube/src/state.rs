@@ -163,6 +163,8 @@ pub(crate) struct Cluster {
     pub mode: Mode,
     pub spawner: Spawner,
     pub token: String,
+    /// Tokens and client certificates accepted, and whose they are.
+    pub auth: crate::auth::Authenticator,
     pub runtime: tokio::runtime::Handle,
     /// The image map, for ephemeral containers added at run time.
     pub images: BTreeMap<String, PathBuf>,

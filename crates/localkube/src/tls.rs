@@ -16,8 +16,72 @@ use crate::Error;
 /// The certificates and token of one localkube instance.
 pub(crate) struct Identity {
     pub ca_pem: String,
-    pub server_config: Arc<rustls::ServerConfig>,
+    pub ca_der: CertificateDer<'static>,
+    /// Signs client certificates ([`crate::LocalKube::client_certificate`]).
+    pub issuer: Issuer<'static, KeyPair>,
+    chain: Vec<CertificateDer<'static>>,
+    key_der: Vec<u8>,
     pub token: String,
+}
+
+impl Identity {
+    /// The server's TLS settings: asks clients for a certificate through `verifier`.
+    pub(crate) fn server_config(
+        &self,
+        verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    ) -> Result<Arc<rustls::ServerConfig>, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                self.chain.clone(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone())),
+            )
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        // HTTP/1.1 only: WebSocket exec needs it, and every client speaks it.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// Whether an issued client certificate is valid now or already expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// Valid now (and for a long time).
+    Current,
+    /// Valid only in the year 2000.
+    Expired,
+}
+
+/// A client certificate for `user` (common name) in `groups` (organizations), signed by the CA.
+pub(crate) fn client_certificate(
+    issuer: &Issuer<'static, KeyPair>,
+    user: &str,
+    groups: &[&str],
+    validity: Validity,
+) -> Result<(String, String), Error> {
+    let key = KeyPair::generate().map_err(tls_err("client key"))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, user);
+    for g in groups {
+        params.distinguished_name.push(DnType::OrganizationName, *g);
+    }
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    match validity {
+        // rcgen's defaults: 1975 to 4096.
+        Validity::Current => {}
+        Validity::Expired => {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2000, 12, 31);
+        }
+    }
+    let cert = params
+        .signed_by(&key, issuer)
+        .map_err(tls_err("client certificate"))?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 fn tls_err(what: &str) -> impl FnOnce(rcgen::Error) -> Error + '_ {
@@ -58,22 +122,6 @@ pub(crate) fn generate() -> Result<Identity, Error> {
         .signed_by(&server_key, &issuer)
         .map_err(tls_err("server certificate"))?;
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![
-                CertificateDer::from(server_cert.der().to_vec()),
-                CertificateDer::from(ca_cert.der().to_vec()),
-            ],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-        )
-        .map_err(|e| Error::Tls(e.to_string()))?;
-    // HTTP/1.1 only: WebSocket exec needs it, and every client speaks it.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-
     let mut rng = rand::rng();
     let token: String = (0..40)
         .map(|_| {
@@ -83,7 +131,13 @@ pub(crate) fn generate() -> Result<Identity, Error> {
         .collect();
     Ok(Identity {
         ca_pem: ca_cert.pem(),
-        server_config: Arc::new(config),
+        ca_der: CertificateDer::from(ca_cert.der().to_vec()),
+        issuer,
+        chain: vec![
+            CertificateDer::from(server_cert.der().to_vec()),
+            CertificateDer::from(ca_cert.der().to_vec()),
+        ],
+        key_der: server_key.serialize_der(),
         token,
     })
 }

@@ -101,6 +101,7 @@ impl CommonArgs {
         ClusterChoice {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone().filter(|c| !c.is_empty()),
+            timeout: Some(self.timeout),
         }
     }
 

@@ -12,23 +12,28 @@ pub enum Error {
         #[source]
         source: kube::config::KubeconfigError,
     },
-    #[error("cannot find a kubeconfig ({source}); pass --kubeconfig or set KUBECONFIG")]
-    NoKubeconfig {
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
     #[error(
         "kubeconfig has no context {context:?} (available: {available}); pass --context or set SKAFFOLD_KUBE_CONTEXT"
     )]
     UnknownContext { context: String, available: String },
     #[error("kubeconfig names no current context; pass --context or set SKAFFOLD_KUBE_CONTEXT")]
     NoContext,
-    #[error("cannot use context {context:?}: {source}")]
-    Config {
+    #[error(
+        "no kubeconfig found (searched {searched}) and not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset or no service-account token); pass --kubeconfig or set KUBECONFIG"
+    )]
+    NoConfig { searched: String },
+    #[error("context {context:?}: {message}")]
+    Context { context: String, message: String },
+    #[error("in-cluster config: {message}")]
+    InCluster { message: String },
+    #[error("context {context:?}: {source}")]
+    Proxy {
         context: String,
         #[source]
-        source: kube::config::KubeconfigError,
+        source: crate::cluster::proxy::ProxyError,
     },
+    #[error(transparent)]
+    Plugin(#[from] crate::cluster::plugin::PluginError),
     #[error("cannot create a Kubernetes client for context {context:?}: {source}")]
     Client {
         context: String,
@@ -75,7 +80,7 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         !matches!(
             self,
-            Error::List { .. } | Error::Client { .. } | Error::Io { .. }
+            Error::List { .. } | Error::Client { .. } | Error::Io { .. } | Error::Plugin(_)
         )
     }
 }
