@@ -21,6 +21,7 @@ use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_with, program_missing}
 use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
 use runpods::targets::{CoverDir, Target};
+use runpods_cli::via::Attempt;
 use safe_untar::{ExtractOptions, Extracted, Refused, extract};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
@@ -170,12 +171,29 @@ impl std::io::Read for ChannelReader {
     }
 }
 
-/// Collect one container's coverage folder.
+/// Collect one container's coverage folder. The attempt says whether it
+/// stopped, before anything was copied, because the image has no `tar`
+/// (`--via auto` then uses a helper).
 pub async fn collect_one(
     client: &kube::Client,
     target: &Target,
     opts: &CollectOptions,
     taken: std::collections::BTreeSet<String>,
+) -> Attempt<CollectDetails> {
+    let mut program_missing = false;
+    let outcome = collect(client, target, opts, taken, &mut program_missing).await;
+    Attempt {
+        outcome,
+        program_missing,
+    }
+}
+
+async fn collect(
+    client: &kube::Client,
+    target: &Target,
+    opts: &CollectOptions,
+    taken: std::collections::BTreeSet<String>,
+    tar_missing: &mut bool,
 ) -> Outcome<CollectDetails> {
     let start = Instant::now();
     let fail = |msg: String, details: Option<CollectDetails>| {
@@ -186,6 +204,20 @@ pub async fn collect_one(
     let dir = match remote_dir(target, opts) {
         Ok(d) => d,
         Err(msg) => return fail(msg, None),
+    };
+    let dir = match &target.helper {
+        Some(h) if h.proc_root && target.share_process_namespace => {
+            return fail(
+                format!(
+                    "{dir} is mounted with subPath (which a helper container cannot mount) and the pod shares its process namespace, so the service's PID is not 1: pass --remote-dir /proc/<pid>/root{dir} with the PID cov-signal reported"
+                ),
+                None,
+            );
+        }
+        // The helper reads the folder through the service's root (PID 1 of the
+        // namespace it shares with the coverage container).
+        Some(h) if h.proc_root => runpods::helper::proc_root_dir("1", &dir),
+        _ => dir,
     };
     let local = match crate::outdir::container_dir(
         &opts.out,
@@ -209,7 +241,14 @@ pub async fn collect_one(
     };
     let streamed = match stream_archive(client, target, opts, &dir, &local, &extract_opts).await {
         Ok(s) => s,
-        Err(msg) => return fail(msg, Some(details)),
+        Err(Failed::TarMissing) => {
+            *tar_missing = true;
+            return fail(
+                "`tar` is not in the container image: use --via auto (or helper) so a helper container copies the files, or a base image that carries it (busybox, alpine, debian, ubuntu, or a distroless :debug variant)".into(),
+                Some(details),
+            );
+        }
+        Err(Failed::Other(msg)) => return fail(msg, Some(details)),
     };
     record(&mut details, &streamed);
     let mut warnings = warnings(target, &dir, &streamed);
@@ -244,6 +283,11 @@ struct Streamed {
     fell_back: bool,
 }
 
+enum Failed {
+    TarMissing,
+    Other(String),
+}
+
 /// `tar -czf -` extracted as it arrives; plain `tar -cf -` when `-z` failed
 /// before sending anything.
 async fn stream_archive(
@@ -253,20 +297,20 @@ async fn stream_archive(
     dir: &str,
     local: &Path,
     extract_opts: &ExtractOptions,
-) -> Result<Streamed, String> {
+) -> Result<Streamed, Failed> {
     let base = ExecSpec {
         timeout: opts.exec_timeout,
         retry: opts.retry,
-        ..ExecSpec::new(&target.namespace, &target.pod, &target.container, &[])
+        ..ExecSpec::new(&target.namespace, &target.pod, target.exec_container(), &[])
     };
     let gz = ["tar", "-czf", "-", "-C", dir, "."];
     let plain = ["tar", "-cf", "-", "-C", dir, "."];
     let finished = stream_tar(client, &base, &gz, local, extract_opts)
         .await
-        .map_err(|e| format!("tar: {e}"))?;
+        .map_err(|e| Failed::Other(format!("tar: {e}")))?;
     let received = finished.output.bytes_received;
     if program_missing(&finished.status, &finished.stderr) && received == 0 {
-        return Err("`tar` is not in the container image: use a base image that carries it (busybox, alpine, debian, ubuntu, or a distroless :debug variant)".into());
+        return Err(Failed::TarMissing);
     }
     if !(matches!(finished.status, ExitStatus::Code { code } if code != 0) && received == 0) {
         return Ok(Streamed {
@@ -282,7 +326,7 @@ async fn stream_archive(
     );
     let finished = stream_tar(client, &base, &plain, local, extract_opts)
         .await
-        .map_err(|e| format!("tar (uncompressed): {e}"))?;
+        .map_err(|e| Failed::Other(format!("tar (uncompressed): {e}")))?;
     Ok(Streamed {
         transferred: received + finished.output.bytes_received,
         finished,

@@ -13,6 +13,7 @@ use cov_collect::collect::{CollectOptions, CollectTotals, collect_one, human_byt
 use cov_collect::outdir::{DEFAULT_OUT, resolve};
 use runpods::snapshot::{Record, validate_name};
 use runpods_cli::driver::prepare;
+use runpods_cli::via::{Router, Via};
 use runpods_cli::{CommonArgs, EXIT_USAGE, init_logging};
 use safe_untar::DEFAULT_MAX_BYTES;
 
@@ -87,14 +88,35 @@ async fn run(cli: Cli) -> i32 {
     let (client, opts_ref) = (&prepared.cluster.client, &opts);
     let record_ref = Arc::new(record.clone());
     let snapshot = cli.snapshot.clone().unwrap_or_default();
+    let router = Router::new(
+        "cov-collect",
+        cli.common.via,
+        client,
+        &prepared.selection.pods,
+        cli.common.helper(),
+        cli.remote_dir.clone(),
+    );
+    let router = &router;
+    // A helper may first have to be added and started (within --timeout).
+    let timeout = match cli.common.via {
+        Via::Exec => cli.common.timeout,
+        Via::Helper | Via::Auto => cli.common.timeout * 2,
+    };
     let results = prepared
-        .run(&cli.common, cli.common.timeout, |t| {
+        .run(&cli.common, timeout, |t| {
             let taken = record_ref
                 .as_ref()
                 .as_ref()
                 .map(|r| r.taken_by_others(&t.label(), &snapshot))
                 .unwrap_or_default();
-            async move { collect_one(client, &t, opts_ref, taken).await }
+            async move {
+                router
+                    .run(t, |t| {
+                        let taken = taken.clone();
+                        async move { collect_one(client, &t, opts_ref, taken).await }
+                    })
+                    .await
+            }
         })
         .await;
 

@@ -70,7 +70,7 @@ pub fn no_counters(
 
 /// The message when `kill` is not in the image.
 pub fn kill_missing() -> String {
-    "`kill` is not in the container image: use a base image that carries it (busybox, alpine, debian or ubuntu, or a distroless :debug variant, which includes busybox)".into()
+    "`kill` is not in the container image: use --via auto (or helper) so a helper container sends the signal, or a base image that carries it (busybox, alpine, debian or ubuntu, or a distroless :debug variant, which includes busybox)".into()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use cov_signal::signal::{SignalOptions, SignalTotals, normalize_signal, signal_one, validate_pid};
 use runpods_cli::driver::prepare;
+use runpods_cli::via::{Router, Via};
 use runpods_cli::{CommonArgs, EXIT_USAGE, init_logging};
 
 #[derive(Parser)]
@@ -75,15 +76,31 @@ async fn run(cli: Cli) -> i32 {
         retry: cli.common.retry(),
     };
     let (client, opts) = (&prepared.cluster.client, &opts);
+    let router = Router::new(
+        "cov-signal",
+        cli.common.via,
+        client,
+        &prepared.selection.pods,
+        cli.common.helper(),
+        cli.remote_dir.clone(),
+    );
+    let router = &router;
     let timeout = cli.common.timeout
         + if cli.no_wait {
             Duration::ZERO
         } else {
             cli.wait
         };
+    // A helper may first have to be added and started (within --timeout).
+    let timeout = match cli.common.via {
+        Via::Exec => timeout,
+        Via::Helper | Via::Auto => timeout + cli.common.timeout,
+    };
     let results = prepared
         .run(&cli.common, timeout, |t| async move {
-            signal_one(client, &t, opts).await
+            router
+                .run(t, |t| async move { signal_one(client, &t, opts).await })
+                .await
         })
         .await;
     let details = || results.iter().filter_map(|o| o.details.as_ref());

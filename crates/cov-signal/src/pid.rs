@@ -9,7 +9,9 @@
 //! environment). Exactly one match is used; none or several stop with a
 //! message asking for `--pid`.
 
-use runpods::exec::{ExecSpec, ExitStatus, exec_capture};
+use runpods::exec::{ExecSpec, ExitStatus, exec_capture, program_missing};
+
+use crate::signal::StepError;
 
 /// How the PID was chosen, for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,35 +48,39 @@ pub async fn find_service_pid(
     client: &kube::Client,
     dir: Option<&str>,
     base: &ExecSpec,
-) -> Result<Chosen, String> {
+) -> Result<Chosen, StepError> {
     let share_msg =
         "the pod sets shareProcessNamespace: true, so PID 1 is the pause process, not the service";
     let Some(dir) = dir else {
         return Err(format!(
             "{share_msg}, and without GOCOVERDIR in the spec the service cannot be found: pass --pid"
-        ));
+        )
+        .into());
     };
     let list = ExecSpec {
         argv: vec!["ls".into(), "/proc".into()],
         ..base.clone()
     };
-    let listing = exec_capture(client, &list, 1 << 20)
-        .await
-        .map_err(|e| format!("{share_msg}; listing /proc failed: {e}; pass --pid"))?;
+    let listing = exec_capture(client, &list, 1 << 20).await.map_err(|e| {
+        StepError::from(format!(
+            "{share_msg}; listing /proc failed: {e}; pass --pid"
+        ))
+    })?;
     if listing.status != ExitStatus::Success {
-        return Err(format!(
-            "{share_msg}; listing /proc failed ({}); pass --pid",
-            listing.status
-        ));
+        return Err(StepError {
+            message: format!(
+                "{share_msg}; listing /proc failed ({}); pass --pid",
+                listing.status
+            ),
+            program_missing: program_missing(&listing.status, &listing.stderr),
+        });
     }
     let pids: Vec<u32> = parse_proc_listing(&String::from_utf8_lossy(&listing.output))
         .into_iter()
         .filter(|&p| p != 1)
         .collect();
     if pids.is_empty() {
-        return Err(format!(
-            "{share_msg}; no other process is visible; pass --pid"
-        ));
+        return Err(format!("{share_msg}; no other process is visible; pass --pid").into());
     }
     let mut argv: Vec<String> = ["grep", "-l", "-s", "-a", "-F", "-e"]
         .iter()
@@ -86,15 +92,20 @@ pub async fn find_service_pid(
         argv,
         ..base.clone()
     };
-    let found = exec_capture(client, &grep, 1 << 20)
-        .await
-        .map_err(|e| format!("{share_msg}; searching /proc failed: {e}; pass --pid"))?;
+    let found = exec_capture(client, &grep, 1 << 20).await.map_err(|e| {
+        StepError::from(format!(
+            "{share_msg}; searching /proc failed: {e}; pass --pid"
+        ))
+    })?;
     // grep exits 1 for "no match" and 2 when some file was unreadable; both still list matches.
     if found.status.code().is_none() {
-        return Err(format!(
-            "{share_msg}; searching /proc failed ({}); pass --pid",
-            found.status
-        ));
+        return Err(StepError {
+            message: format!(
+                "{share_msg}; searching /proc failed ({}); pass --pid",
+                found.status
+            ),
+            program_missing: program_missing(&found.status, &found.stderr),
+        });
     }
     let matches: Vec<u32> = parse_grep_matches(&String::from_utf8_lossy(&found.output))
         .into_iter()
@@ -107,14 +118,16 @@ pub async fn find_service_pid(
         }),
         [] => Err(format!(
             "{share_msg}; no process with GOCOVERDIR={dir} found in the container; pass --pid"
-        )),
+        )
+        .into()),
         many => Err(format!(
             "{share_msg}; several processes have GOCOVERDIR={dir} (PIDs {}); pass --pid",
             many.iter()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        )
+        .into()),
     }
 }
 

@@ -8,6 +8,7 @@ use runpods::listing::{FileEntry, new_or_grown, parse_ls};
 use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
 use runpods::targets::{CoverDir, Target};
+use runpods_cli::via::Attempt;
 use serde::Serialize;
 
 use crate::diagnose;
@@ -83,11 +84,26 @@ pub fn validate_pid(s: &str) -> Result<String, String> {
     }
 }
 
+/// A step that failed; `program_missing` when the image lacks the program.
+pub struct StepError {
+    pub message: String,
+    pub program_missing: bool,
+}
+
+impl From<String> for StepError {
+    fn from(message: String) -> Self {
+        StepError {
+            message,
+            program_missing: false,
+        }
+    }
+}
+
 async fn list_dir(
     client: &kube::Client,
     base: &ExecSpec,
     dir: &str,
-) -> Result<Vec<FileEntry>, String> {
+) -> Result<Vec<FileEntry>, StepError> {
     let spec = ExecSpec {
         argv: vec!["ls".into(), "-ln".into(), dir.into()],
         ..base.clone()
@@ -97,14 +113,15 @@ async fn list_dir(
         .map_err(|e| e.to_string())?;
     match out.status {
         ExitStatus::Success => Ok(parse_ls(&String::from_utf8_lossy(&out.output))),
-        other if program_missing(&other, &out.stderr) => Err(
-            "`ls` is not in the container image, so the flush cannot be confirmed (use --no-wait)"
-                .into(),
-        ),
+        other if program_missing(&other, &out.stderr) => Err(StepError {
+            message: "`ls` is not in the container image, so the flush cannot be confirmed (use --no-wait, or --via auto for a helper container)".into(),
+            program_missing: true,
+        }),
         other => Err(format!(
             "listing {dir} failed ({other}): {}",
             first_line(&out.stderr)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -147,22 +164,31 @@ fn settled(before: &[FileEntry], previous: Option<&[FileEntry]>, grown: &[FileEn
     })
 }
 
-/// Signal one container and (unless `no_wait`) wait for its counters.
+/// Signal one container and (unless `no_wait`) wait for its counters. The
+/// attempt says whether it stopped, before the signal was sent, because the
+/// image lacks a program (`--via auto` then uses a helper).
 pub async fn signal_one(
     client: &kube::Client,
     target: &Target,
     opts: &SignalOptions,
-) -> Outcome<SignalDetails> {
+) -> Attempt<SignalDetails> {
     let start = Instant::now();
     let mut job = Job::new(client, target, opts);
-    let (state, message) = match job.run().await {
-        Ok(message) => (State::Ok, message),
-        Err(message) => (State::Failed, message),
+    let (state, message, program_missing) = match job.run().await {
+        Ok(message) => (State::Ok, message, false),
+        Err(e) => (
+            State::Failed,
+            e.message,
+            e.program_missing && !job.details.signalled,
+        ),
     };
     let mut o =
         Outcome::for_target(target, state, message, start.elapsed()).with_details(job.details);
     o.warnings = job.warnings;
-    o
+    Attempt {
+        outcome: o,
+        program_missing,
+    }
 }
 
 /// One container's signal: what it needs, and what it found so far.
@@ -183,7 +209,7 @@ impl<'a> Job<'a> {
         let base = ExecSpec {
             timeout: opts.exec_timeout,
             retry: opts.retry,
-            ..ExecSpec::new(&target.namespace, &target.pod, &target.container, &[])
+            ..ExecSpec::new(&target.namespace, &target.pod, target.exec_container(), &[])
         };
         let dir = opts.remote_dir.clone().or(match &target.cover_dir {
             CoverDir::Path(p) => Some(p.clone()),
@@ -213,8 +239,16 @@ impl<'a> Job<'a> {
     }
 
     /// The steps in order; `Ok` and `Err` carry the line to print.
-    async fn run(&mut self) -> Result<String, String> {
+    async fn run(&mut self) -> Result<String, StepError> {
         let chosen = self.choose_pid().await?;
+        if self.target.helper.as_ref().is_some_and(|h| h.proc_root) {
+            // The helper reads the folder through the service's root.
+            self.dir = self
+                .dir
+                .as_deref()
+                .map(|d| runpods::helper::proc_root_dir(&chosen.pid, d));
+            self.details.dir = self.dir.clone();
+        }
         let before = self.list_before().await?;
         self.send_signal(&chosen).await?;
         let Some((dir, before)) = before else {
@@ -225,12 +259,12 @@ impl<'a> Job<'a> {
         };
         match self.wait_for_counters(&dir, &before).await {
             Ok(grown) => Ok(self.confirmed(&chosen, grown)),
-            Err(last) => Err(self.explain_no_counters(&chosen, &dir, &last).await),
+            Err(last) => Err(self.explain_no_counters(&chosen, &dir, &last).await.into()),
         }
     }
 
     /// `--pid`, else 1, else (shared process namespace) the service found inside.
-    async fn choose_pid(&mut self) -> Result<Chosen, String> {
+    async fn choose_pid(&mut self) -> Result<Chosen, StepError> {
         let chosen = match (&self.opts.pid, self.target.share_process_namespace) {
             (Some(p), _) => Chosen {
                 pid: p.clone(),
@@ -248,7 +282,7 @@ impl<'a> Job<'a> {
     }
 
     /// The coverage folder's listing before the signal, when the flush is to be confirmed.
-    async fn list_before(&mut self) -> Result<Option<(String, Vec<FileEntry>)>, String> {
+    async fn list_before(&mut self) -> Result<Option<(String, Vec<FileEntry>)>, StepError> {
         if self.opts.no_wait {
             return Ok(None);
         }
@@ -261,12 +295,15 @@ impl<'a> Job<'a> {
         };
         let files = list_dir(self.client, &self.base, &dir)
             .await
-            .map_err(|msg| format!("before signalling: {msg}"))?;
+            .map_err(|e| StepError {
+                message: format!("before signalling: {}", e.message),
+                ..e
+            })?;
         Ok(Some((dir, files)))
     }
 
     /// `kill -SIGNAL PID` in the container.
-    async fn send_signal(&mut self, chosen: &Chosen) -> Result<(), String> {
+    async fn send_signal(&mut self, chosen: &Chosen) -> Result<(), StepError> {
         let signal = &self.opts.signal;
         let kill = ExecSpec {
             argv: vec!["kill".into(), format!("-{signal}"), chosen.pid.clone()],
@@ -277,15 +314,21 @@ impl<'a> Job<'a> {
             .map_err(|e| exec_failure("kill", &e))?;
         match out.status {
             ExitStatus::Success => {}
-            ref st if program_missing(st, &out.stderr) => return Err(diagnose::kill_missing()),
+            ref st if program_missing(st, &out.stderr) => {
+                return Err(StepError {
+                    message: diagnose::kill_missing(),
+                    program_missing: true,
+                });
+            }
             ExitStatus::Code { code } => {
                 return Err(format!(
                     "kill -{signal} {} exited with code {code}: {} (wrong PID? pass --pid)",
                     chosen.pid,
                     first_line(&out.stderr)
-                ));
+                )
+                .into());
             }
-            other => return Err(format!("kill failed: {other}")),
+            other => return Err(format!("kill failed: {other}").into()),
         }
         self.details.signalled = true;
         Ok(())
@@ -318,7 +361,9 @@ impl<'a> Job<'a> {
                     previous = Some(now.clone());
                     last = now;
                 }
-                Err(msg) => self.warnings.push(format!("after signalling: {msg}")),
+                Err(e) => self
+                    .warnings
+                    .push(format!("after signalling: {}", e.message)),
             }
             if Instant::now() >= deadline {
                 return Err(last);

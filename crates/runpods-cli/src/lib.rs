@@ -29,6 +29,7 @@
 //! ```
 
 pub mod driver;
+pub mod via;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,6 +92,14 @@ pub struct CommonArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
+    /// How to reach the coverage folder: exec in the container, a helper
+    /// (ephemeral) container, or auto (exec, else a helper when the image has
+    /// no kill, ls or tar).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub via: via::Via,
+    /// Image of the helper container (--via helper/auto); a pinned multi-arch busybox by default.
+    #[arg(long, default_value = runpods::helper::DEFAULT_HELPER_IMAGE, value_name = "IMAGE")]
+    pub helper_image: String,
     /// More logging on stderr (-v, -vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -122,6 +131,15 @@ impl CommonArgs {
                 .map(|n| n.trim().to_string())
                 .filter(|n| !n.is_empty())
                 .collect(),
+            retry: self.retry(),
+        }
+    }
+
+    /// Helper settings: the image, and `--timeout` for it to start.
+    pub fn helper(&self) -> runpods::helper::HelperConfig {
+        runpods::helper::HelperConfig {
+            image: self.helper_image.clone(),
+            timeout: self.timeout,
             retry: self.retry(),
         }
     }

@@ -6,6 +6,7 @@
 //! - [`select`]: which pods (run id, label selector, namespaces, auto-detected run id);
 //! - [`targets`]: which containers of those pods (`GOCOVERDIR` in the spec, or `--container` globs);
 //! - [`exec`]: running an argv in a container with a timeout, retries and a trustworthy exit status;
+//! - [`helper`]: a helper (ephemeral) container for images without `kill`, `ls` or `tar`;
 //! - [`listing`]: reading a coverage folder's listing (`ls -ln`) from a container;
 //! - [`snapshot`]: the record of which counter files earlier snapshots already took;
 //! - [`outcome`]: per-container results, the summary, JSON output and exit codes;
@@ -26,6 +27,7 @@
 pub mod cluster;
 mod error;
 pub mod exec;
+pub mod helper;
 pub mod listing;
 pub mod outcome;
 pub mod parallel;

@@ -65,9 +65,28 @@ pub struct Target {
     /// Restarts of this container so far (counters of earlier instances are only
     /// on the volume if they were flushed before the restart).
     pub restart_count: i32,
+    /// Set when the work goes through a helper container (see [`crate::helper`]).
+    pub helper: Option<HelperRoute>,
+}
+
+/// Where execs go when a helper container does the work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperRoute {
+    /// The helper's name: execs go there.
+    pub container: String,
+    /// The coverage folder is read through `/proc/<pid>/root` (see
+    /// [`crate::helper::DirAccess::ProcRoot`]).
+    pub proc_root: bool,
 }
 
 impl Target {
+    /// The container execs go to: the helper when there is one.
+    pub fn exec_container(&self) -> &str {
+        self.helper
+            .as_ref()
+            .map_or(self.container.as_str(), |h| h.container.as_str())
+    }
+
     pub fn label(&self) -> String {
         format!("{}/{}/{}", self.namespace, self.pod, self.container)
     }
@@ -200,6 +219,7 @@ pub fn plan(pods: &[Pod], choice: &ContainerChoice) -> Plan {
                 cover_dir: dir,
                 share_process_namespace: spec.share_process_namespace.unwrap_or(false),
                 restart_count: cstatus.map(|s| s.restart_count).unwrap_or(0),
+                helper: None,
             });
         }
     }
