@@ -157,11 +157,21 @@ impl Cluster {
 pub type Deploy<'a> = (PathBuf, Option<&'a str>, Vec<(&'a str, &'a str)>);
 
 pub fn start(manifests: &[Deploy]) -> Cluster {
+    start_with(manifests, |b| b)
+}
+
+/// [`start`] with more builder settings (images, features).
+pub fn start_with(
+    manifests: &[Deploy],
+    more: impl FnOnce(localkube::LocalKubeBuilder) -> localkube::LocalKubeBuilder,
+) -> Cluster {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut b = localkube::LocalKube::builder(dir.path().join("kube"))
-        .image(IMAGE, go_service("atomic"))
-        .label("skaffold.dev/run-id", RUN_ID)
-        .context("localkube-test");
+    let mut b = more(
+        localkube::LocalKube::builder(dir.path().join("kube"))
+            .image(IMAGE, go_service("atomic"))
+            .label("skaffold.dev/run-id", RUN_ID)
+            .context("localkube-test"),
+    );
     for (path, ns, labels) in manifests {
         b = b.manifest_with(path, *ns, labels.clone());
     }
