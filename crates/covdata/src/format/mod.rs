@@ -23,24 +23,42 @@ use crate::model::{Function, Package, Unit};
 /// A package's blocks in Go's output order: by file, start line, end line,
 /// start column, end column, statements.
 pub(crate) fn sorted_units(pkg: &Package) -> Vec<(&Function, &Unit)> {
-    let mut v: Vec<(&Function, &Unit)> = pkg
+    // Files compared once, as ranks: the sort then compares integers, and
+    // strings (names) only on ties.
+    let mut files: Vec<&str> = pkg.functions.iter().map(|f| f.file.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    let rank = |f: &Function| files.binary_search(&f.file.as_str()).unwrap_or(0) as u32;
+    let mut v: Vec<(u32, &Function, &Unit)> = pkg
         .functions
         .iter()
-        .flat_map(|f| f.units.iter().map(move |u| (f, u)))
+        .flat_map(|f| {
+            let r = rank(f);
+            f.units.iter().map(move |u| (r, f, u))
+        })
         .collect();
-    v.sort_unstable_by(|(fa, a), (fb, b)| {
-        fa.file
-            .cmp(&fb.file)
-            .then(a.start_line.cmp(&b.start_line))
-            .then(a.end_line.cmp(&b.end_line))
-            .then(a.start_col.cmp(&b.start_col))
-            .then(a.end_col.cmp(&b.end_col))
-            .then(a.statements.cmp(&b.statements))
+    v.sort_unstable_by(|(ra, fa, a), (rb, fb, b)| {
+        (
+            ra,
+            a.start_line,
+            a.end_line,
+            a.start_col,
+            a.end_col,
+            a.statements,
+        )
+            .cmp(&(
+                rb,
+                b.start_line,
+                b.end_line,
+                b.start_col,
+                b.end_col,
+                b.statements,
+            ))
             .then_with(|| fa.name.cmp(&fb.name))
             .then(fa.literal.cmp(&fb.literal))
             .then(a.count.cmp(&b.count))
     });
-    v
+    v.into_iter().map(|(_, f, u)| (f, u)).collect()
 }
 
 /// `%.1f` as Go prints it (round half to even on the exact binary value,

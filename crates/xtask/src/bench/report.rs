@@ -398,7 +398,8 @@ impl Case {
     fn stage_times(&self, ours: &Path) -> Result<String> {
         let our_out = self.out.path().join("ours.out");
         let mut args = self.our_args(&our_out);
-        args.push("-v".into());
+        // Go syntax (`-v` alone would take the next argument as its level).
+        args.push("-v=1".into());
         let o = Command::new(ours).args(&args).output()?;
         ensure!(o.status.success(), "cov-report {args:?} failed");
         let stderr = String::from_utf8_lossy(&o.stderr);
