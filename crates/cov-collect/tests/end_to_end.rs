@@ -325,7 +325,7 @@ fn selection_rules() {
 fn set_mode_binary_is_diagnosed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kube = localkube::LocalKube::builder(dir.path().join("kube"))
-        .image(IMAGE, go_service("set"))
+        .image(IMAGE, go_image(ocilayout::Flavour::Debug, "set"))
         .manifest(manifest("greeter.yaml"))
         .label("skaffold.dev/run-id", RUN_ID)
         .start()

@@ -157,7 +157,7 @@ fn pods_without_kill_get_a_useful_message() {
     // What a shell-based image without a kill binary answers.
     std::fs::write(
         &missing,
-        "#!/bin/sh\necho 'sh: kill: not found' >&2\nexit 127\n",
+        "#!/busybox/sh\necho 'sh: kill: not found' >&2\nexit 127\n",
     )
     .expect("script");
     std::fs::set_permissions(

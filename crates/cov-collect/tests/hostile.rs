@@ -86,15 +86,20 @@ fn hostile_archives_write_nothing_outside_and_are_reported() {
         "",
         Some(10 << 30),
     );
-    let archive = cluster.dir.path().join("hostile.tar");
-    std::fs::write(&archive, &tar).expect("archive");
+    // The script runs inside the pod: the archive goes where it can see it.
+    let hidden = pod
+        .volumes
+        .values()
+        .next()
+        .expect("a volume")
+        .join(".hostile");
+    std::fs::create_dir(&hidden).expect("hidden dir");
+    std::fs::write(hidden.join("hostile.tar"), &tar).expect("archive");
+    let mount = "/coverage-data/.hostile/hostile.tar";
     let script = cluster.dir.path().join("hostile-tar");
     std::fs::write(
         &script,
-        format!(
-            "#!/bin/sh\ncat '{}'\nexec head -c 10737418240 /dev/zero\n",
-            archive.display()
-        ),
+        format!("#!/busybox/sh\ncat '{mount}'\nexec head -c 10737418240 /dev/zero\n"),
     )
     .expect("script");
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))

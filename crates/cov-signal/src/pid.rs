@@ -82,7 +82,10 @@ pub async fn find_service_pid(
     if pids.is_empty() {
         return Err(format!("{share_msg}; no other process is visible; pass --pid").into());
     }
-    let mut argv: Vec<String> = ["grep", "-l", "-s", "-a", "-F", "-e"]
+    // environ is NUL-separated: -z makes each variable a record, so busybox's
+    // grep (which stops a line at the first NUL) finds it as GNU grep does,
+    // and -x matches the whole variable, not a longer directory.
+    let mut argv: Vec<String> = ["grep", "-l", "-s", "-z", "-x", "-F", "-e"]
         .iter()
         .map(|s| s.to_string())
         .collect();

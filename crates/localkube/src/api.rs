@@ -679,6 +679,7 @@ pub(crate) async fn exec(
                     .clone()
                     .unwrap_or_else(|| "/".into()),
                 stdin,
+                user: container.spec.user.clone(),
             },
             StreamFaults {
                 cut_after: pod.faults.cut_after,

@@ -48,7 +48,7 @@ const HASH_LABEL: &str = "pod-template-hash";
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
     pub dir: PathBuf,
-    pub images: BTreeMap<String, PathBuf>,
+    pub images: BTreeMap<String, crate::image::Image>,
     pub api_port: u16,
 }
 
@@ -685,7 +685,7 @@ fn validate_update(
     before: &Deployment,
     after: &Deployment,
     file: &FsPath,
-    images: &BTreeMap<String, PathBuf>,
+    images: &BTreeMap<String, crate::image::Image>,
 ) -> Result<(), String> {
     if after.metadata.name != before.metadata.name
         || after.metadata.namespace != before.metadata.namespace

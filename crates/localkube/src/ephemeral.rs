@@ -30,7 +30,6 @@
 //! pod's network as it would on a node.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -738,7 +737,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
         return Err(Failure::Pull);
     };
     let image = ec.image.clone().unwrap_or_default();
-    let Some(executable) = manifest::resolve_image(&cluster.images, &image).cloned() else {
+    let Some(img) = manifest::resolve_image(&cluster.images, &image).cloned() else {
         return Err(Failure::Pull);
     };
     // Same fields as a container; reuse the pod's environment rules.
@@ -758,20 +757,40 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
             })
         })
         .collect();
-    let command = ec.command.clone().unwrap_or_default();
-    let mut argv = if command.is_empty() {
-        vec![executable.display().to_string()]
-    } else {
-        if command[0].starts_with('/') && !FsPath::new(&command[0]).exists() {
-            mounts.push(MountSpec {
-                source: executable.clone(),
-                target: command[0].clone(),
-                read_only: true,
-            });
-        }
-        command
-    };
-    argv.extend(ec.args.iter().flatten().cloned());
+    // The kubelet's rules for a container apply (entrypoint, env, user).
+    let draft = pod.draft();
+    let sc = crate::pods::effective(&pod.spec, &as_container);
+    let extra_groups: Vec<i64> = pod
+        .spec
+        .security_context
+        .as_ref()
+        .map(|s| {
+            let mut g = s.supplemental_groups.clone().unwrap_or_default();
+            g.extend(s.fs_group);
+            g
+        })
+        .unwrap_or_default();
+    let user = crate::image::user::resolve(
+        &img.rootfs,
+        img.user.as_deref(),
+        sc.run_as_user,
+        sc.run_as_group,
+        &extra_groups,
+    );
+    let argv = crate::pods::container_argv(&as_container, &img);
+    mounts.extend(
+        pod.containers
+            .first()
+            .map(|c| {
+                c.spec
+                    .mounts
+                    .iter()
+                    .filter(|m| m.target.starts_with("/etc/"))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
     let cdir = pod.dir.join("containers").join(name);
     let _ = std::fs::create_dir_all(&cdir);
     let api_port = pod
@@ -785,19 +804,43 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
         })
         .map(|(_, v)| v.parse().unwrap_or(443))
         .unwrap_or(443);
-    let env = crate::pods::container_env(&pod.draft(), &pod.uid, &as_container, None, api_port);
+    let home = user.as_ref().map(|u| u.home.clone()).unwrap_or_else(|_| "/".into());
+    let env = crate::pods::container_env(
+        &draft,
+        &pod.uid,
+        &as_container,
+        &img.env,
+        &home,
+        None,
+        api_port,
+    );
+    let identity = user
+        .as_ref()
+        .map(|u| container::Identity {
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups.clone(),
+        })
+        .unwrap_or_default();
     let run = ContainerRun {
         name: name.to_string(),
         image,
-        executable,
+        image_id: img.id.clone(),
         spec: ContainerSpec {
             hostname: pod.name.chars().take(63).collect(),
             root_dir: cdir.join("rootfs"),
+            scratch_dir: cdir.join("scratch"),
+            image_root: img.rootfs.clone(),
+            user: identity,
             log_file: cdir.join("output.log"),
             mounts,
-            argv,
+            argv: argv.clone().unwrap_or_default(),
             env,
-            working_dir: ec.working_dir.clone(),
+            working_dir: ec
+                .working_dir
+                .clone()
+                .filter(|w| !w.is_empty())
+                .or_else(|| img.working_dir.clone()),
         },
         host_port: None,
         run: Run::Ended(Ended {
@@ -814,6 +857,10 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
     let fail = |mut run: ContainerRun, message: String| {
         run.run = start_error(&message);
         Failure::Start(Box::new(run), message)
+    };
+    let run = match (user, argv) {
+        (Err(m), _) | (_, Err(m)) => return Err(fail(run, m)),
+        _ => run,
     };
     let target = match ec.target_container_name.as_deref() {
         Some(t) => {

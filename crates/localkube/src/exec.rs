@@ -83,6 +83,52 @@ fn status_json(argv: &[String], code: i32) -> String {
     }
 }
 
+/// The Status when the program could not be executed at all. A kubelet with
+/// containerd and runc answers (kubelet `remotecommand.ServeExec` wraps the
+/// runtime's error as an InternalError):
+/// `Internal error occurred: error executing command in container: failed to
+/// exec in container: failed to start exec "<id>": OCI runtime exec failed:
+/// exec failed: unable to start container process: exec: "ps": executable
+/// file not found in $PATH: unknown` (as reported in
+/// nigelpoulton/TheK8sBook#30; the text is runc's `exec.LookPath` error).
+fn exec_failed_json(argv: &[String], errno: i32, exec_id: &str) -> String {
+    let argv0 = argv.first().map(String::as_str).unwrap_or_default();
+    let why = if errno == libc::ENOENT && !argv0.contains('/') {
+        "executable file not found in $PATH".to_string()
+    } else if errno == libc::ENOENT {
+        format!("stat {argv0}: no such file or directory")
+    } else {
+        std::io::Error::from_raw_os_error(errno)
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+            .to_lowercase()
+    };
+    let cause = format!(
+        "error executing command in container: failed to exec in container: failed to start exec {exec_id:?}: OCI runtime exec failed: exec failed: unable to start container process: exec: {argv0:?}: {why}: unknown"
+    );
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("Internal error occurred: {cause}"),
+        "reason": "InternalError",
+        "details": {"causes": [{"message": cause}]},
+        "code": 500,
+    })
+    .to_string()
+}
+
+/// Wait until the program runs (EOF) or could not be executed (its errno).
+async fn exec_errno(fd: std::os::fd::OwnedFd) -> Option<i32> {
+    let mut rd = pipe::Receiver::from_owned_fd(fd).ok()?;
+    let mut buf = [0u8; 4];
+    match rd.read_exact(&mut buf).await {
+        Ok(_) => Some(i32::from_ne_bytes(buf)),
+        Err(_) => None,
+    }
+}
+
 fn frame(channel: u8, data: &[u8]) -> Message {
     let mut v = Vec::with_capacity(data.len() + 1);
     v.push(channel);
@@ -104,6 +150,22 @@ pub(crate) async fn session(
         done: false,
     };
     let (mut sink, mut stream) = socket.split();
+    if let Some(errno) = exec_errno(proc_.exec_failed).await {
+        let _ = wait_exit(&process).await;
+        reaper.done = true;
+        let id = crate::manifest::random_suffix(64);
+        let _ = sink
+            .send(frame(3, exec_failed_json(&argv, errno, &id).as_bytes()))
+            .await;
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: 1000,
+                reason: "".into(),
+            })))
+            .await;
+        let _ = sink.flush().await;
+        return;
+    }
 
     // Output readers feed one queue, so the sender can pace and cut it.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Out>(8);

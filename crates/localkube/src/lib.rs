@@ -15,10 +15,12 @@
 //! * **Pods**: from `Deployment`/`Pod` manifests. Each container is PID 1 of its
 //!   own PID namespace (with `shareProcessNamespace: true`, the pod's containers
 //!   share one whose PID 1 is a pause process), with its own mount namespace
-//!   (root = tmpfs mirroring the host's top-level folders) in which every
-//!   `emptyDir` is a folder under `DIR/pods/<ns>_<pod>/volumes/<name>`
-//!   bind-mounted at its `mountPath`. The image map says which host executable
-//!   an image runs. Output goes to
+//!   whose root is its image (an OCI layout, an image archive or a single
+//!   executable: see [`LocalKubeBuilder::image`]) plus `/proc`, `/dev`, the
+//!   pod's `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, and every
+//!   `emptyDir`, a folder under `DIR/pods/<ns>_<pod>/volumes/<name>`
+//!   bind-mounted at its `mountPath`. Containers run as the image's user or
+//!   the `securityContext`'s. Output goes to
 //!   `DIR/pods/<ns>_<pod>/containers/<name>/output.log`.
 //! * **Ports**: pods share the host network. A container that declares a
 //!   `containerPort` gets a free host port, passed to it as `PORT` (overriding the
@@ -66,6 +68,7 @@ mod error;
 mod exec;
 mod fault;
 mod lifecycle;
+mod image;
 mod manifest;
 mod patch;
 mod pods;
@@ -187,10 +190,13 @@ impl LocalKubeBuilder {
         self
     }
 
-    /// Run `executable` for containers whose image is `name` (with any tag or digest).
-    pub fn image(mut self, name: impl Into<String>, executable: impl AsRef<Path>) -> Self {
-        self.images
-            .insert(name.into(), executable.as_ref().to_path_buf());
+    /// The image containers with image `name` (with any tag or digest) run:
+    /// an OCI image layout folder, an OCI or `docker save` tar archive, or a
+    /// single executable (then the image holds only it, at `/<file name>`,
+    /// plus `/etc/passwd`, `/etc/group`, `/tmp` and CA certificates, like
+    /// distroless `static`).
+    pub fn image(mut self, name: impl Into<String>, path: impl AsRef<Path>) -> Self {
+        self.images.insert(name.into(), path.as_ref().to_path_buf());
         self
     }
 
@@ -292,11 +298,11 @@ impl LocalKube {
         if b.context.is_empty() {
             return Err(Error::Config("the context name must not be empty".into()));
         }
-        for (name, exe) in &b.images {
-            if !exe.is_file() {
+        for (name, path) in &b.images {
+            if !path.exists() {
                 return Err(Error::Config(format!(
-                    "image {name}: executable {} does not exist",
-                    exe.display()
+                    "image {name}: {} does not exist (give an OCI image layout folder, an image tar archive or an executable)",
+                    path.display()
                 )));
             }
         }
@@ -348,7 +354,7 @@ impl LocalKube {
                         file: d.file.clone(),
                         field: format!("containers[{i}].image (container {})", c.name),
                         message: format!(
-                            "image {image:?} has no local executable; map it with --image {}=PATH",
+                            "image {image:?} is not mapped to a local image; map it with --image {}=PATH",
                             manifest::image_repository(image)
                         ),
                     });
@@ -386,6 +392,14 @@ impl LocalKube {
             .canonicalize()
             .map_err(|e| Error::io(format!("resolving {}", b.dir.display()), e))?;
 
+        // Unpack every mapped image once (pods, later replicas and ephemeral
+        // containers all start from them).
+        let mut images = BTreeMap::new();
+        for (name, path) in &b.images {
+            let img = image::load(path, &dir.join("images"), mode == Mode::Root)
+                .map_err(|e| Error::Config(format!("image {name} ({}): {e}", path.display())))?;
+            images.insert(name.clone(), img);
+        }
         let identity = tls::generate()?;
         let auth = auth::Authenticator::new(&identity.ca_der)?;
         auth.add_token(&identity.token, UserInfo::new(ADMIN_USER, &[MASTERS_GROUP]));
@@ -416,7 +430,7 @@ impl LocalKube {
             token: identity.token.clone(),
             auth,
             runtime: runtime.handle().clone(),
-            images: b.images.clone(),
+            images: images.clone(),
             ephemeral_enabled: b.ephemeral_containers,
             restricted_namespaces: b.restricted_namespaces.clone(),
         });
@@ -450,7 +464,7 @@ impl LocalKube {
                 .collect(),
             context: Some(deployments::Context {
                 dir: dir.clone(),
-                images: b.images.clone(),
+                images: images.clone(),
                 api_port: addr.port(),
             }),
             stopped: false,
@@ -461,7 +475,7 @@ impl LocalKube {
             .collect();
         let mut held_ports = Vec::new();
         for d in &drafts {
-            let pod = pods::prepare(d, &dir, &b.images, addr.port(), &mut held_ports)?;
+            let pod = pods::prepare(d, &dir, &images, addr.port(), &mut held_ports)?;
             let mut inner = kube.cluster.lock();
             inner.pods.push(pod);
             inner.bump();
@@ -635,7 +649,7 @@ impl LocalKube {
                 .flat_map(|p| p.all_runs())
                 .filter_map(|c| match &c.run {
                     Run::Running { process, .. } => Some(Arc::clone(process)),
-                    Run::Ended(_) => None,
+                    Run::Ended(_) | Run::Waiting { .. } => None,
                 })
                 .collect::<Vec<_>>()
         };
@@ -682,11 +696,11 @@ fn container_info(c: &state::ContainerRun) -> ContainerInfo {
         restart_count: c.restart_count,
         exit_code: match &c.run {
             Run::Ended(e) => Some(e.exit_code),
-            Run::Running { .. } => None,
+            Run::Running { .. } | Run::Waiting { .. } => None,
         },
         pid: match &c.run {
             Run::Running { process, .. } => Some(process.pid),
-            Run::Ended(_) => None,
+            Run::Ended(_) | Run::Waiting { .. } => None,
         },
         host_port: c.host_port,
         log_file: c.spec.log_file.clone(),

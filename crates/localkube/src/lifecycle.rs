@@ -228,6 +228,7 @@ struct Stop {
     pre_stop: Option<LifecycleHandler>,
     env: Vec<(String, String)>,
     working_dir: String,
+    user: crate::sys::container::Identity,
 }
 
 impl Terminate {
@@ -248,6 +249,7 @@ impl Terminate {
                         .and_then(|l| l.pre_stop.clone()),
                     env: c.spec.env.clone(),
                     working_dir: c.spec.working_dir.clone().unwrap_or_else(|| "/".into()),
+                    user: c.spec.user.clone(),
                 })
             })
             .collect();
@@ -377,6 +379,7 @@ async fn run_pre_stop(
         env: s.env.clone(),
         working_dir: s.working_dir.clone(),
         stdin: false,
+        user: s.user.clone(),
     };
     let spawner = Arc::clone(cluster);
     let exec = tokio::task::spawn_blocking(move || nsexec::spawn(&spawner.spawner, spec))

@@ -34,7 +34,8 @@ struct Up {
     /// Deployment, Pod or Service manifest (repeatable).
     #[arg(short = 'f', long = "filename", required = true)]
     manifests: Vec<PathBuf>,
-    /// Which local executable an image runs: NAME=PATH (repeatable).
+    /// The local image for an image name: NAME=PATH, PATH an OCI image layout
+    /// folder, an OCI or docker save tar archive, or a single executable (repeatable).
     #[arg(long = "image", value_name = "NAME=PATH")]
     images: Vec<String>,
     /// Label to stamp on every pod: KEY=VALUE (repeatable).

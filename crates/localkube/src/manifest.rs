@@ -357,11 +357,8 @@ pub(crate) fn image_repository(image: &str) -> &str {
     }
 }
 
-/// Find the local executable for an image: exact name first, then without tag/digest.
-pub(crate) fn resolve_image<'a>(
-    images: &'a BTreeMap<String, PathBuf>,
-    image: &str,
-) -> Option<&'a PathBuf> {
+/// Find the local image for an image name: exact name first, then without tag/digest.
+pub(crate) fn resolve_image<'a, V>(images: &'a BTreeMap<String, V>, image: &str) -> Option<&'a V> {
     images
         .get(image)
         .or_else(|| images.get(image_repository(image)))

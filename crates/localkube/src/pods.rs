@@ -10,9 +10,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::image::Image;
+use crate::image::user as image_user;
 use crate::manifest::{self, PodDraft};
 use crate::state::{Cluster, ContainerRun, Ended, Faults, PodState, Run};
-use crate::sys::container::{self, ContainerSpec, DEFAULT_PATH, MountSpec};
+use crate::sys::container::{self, ContainerSpec, DEFAULT_PATH, Identity, MountSpec};
 use crate::sys::nsexec;
 use crate::{Error, Fault};
 
@@ -38,24 +40,30 @@ fn cerr(pod: &PodState, container: &str, message: impl Into<String>) -> Error {
     }
 }
 
-/// The environment a container sees: defaults, its spec, then localkube's PORT.
+/// The environment a container sees, in containerd's order (CRI
+/// `container_create_linux.go`): the default `PATH`, the image's `Env`, the
+/// hostname, then the kubelet's (service variables, the spec's `env`), then
+/// localkube's `PORT`; runc adds `HOME` from `/etc/passwd` when none is set.
 pub(crate) fn container_env(
     pod: &PodDraft,
     uid: &str,
     c: &Container,
+    image_env: &[String],
+    home: &str,
     port: Option<u16>,
     api_port: u16,
 ) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("PATH".to_string(), DEFAULT_PATH.to_string()),
-        ("HOSTNAME".to_string(), pod.name.clone()),
-        ("HOME".to_string(), "/root".to_string()),
-        (
-            "KUBERNETES_SERVICE_HOST".to_string(),
-            "127.0.0.1".to_string(),
-        ),
-        ("KUBERNETES_SERVICE_PORT".to_string(), api_port.to_string()),
-    ];
+    let mut env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
+    for e in image_env {
+        let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+        env.push((k.to_string(), v.to_string()));
+    }
+    env.push(("HOSTNAME".to_string(), pod.name.clone()));
+    env.push((
+        "KUBERNETES_SERVICE_HOST".to_string(),
+        "127.0.0.1".to_string(),
+    ));
+    env.push(("KUBERNETES_SERVICE_PORT".to_string(), api_port.to_string()));
     for e in c.env.iter().flatten() {
         let value = match &e.value_from {
             Some(from) => match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
@@ -74,7 +82,128 @@ pub(crate) fn container_env(
     if let Some(p) = port {
         env.push(("PORT".to_string(), p.to_string()));
     }
+    if !env.iter().any(|(k, _)| k == "HOME") {
+        env.push(("HOME".to_string(), home.to_string()));
+    }
     env
+}
+
+/// The program and its arguments, as containerd's CRI builds them
+/// (`internal/cri/opts/spec_opts.go` `WithProcessArgs`): the spec's `command`
+/// replaces the image's `Entrypoint` and then its `Cmd` is dropped too; `args`
+/// replace `Cmd`.
+pub(crate) fn container_argv(c: &Container, image: &Image) -> Result<Vec<String>, String> {
+    let mut command = c.command.clone().unwrap_or_default();
+    let mut args = c.args.clone().unwrap_or_default();
+    if command.is_empty() {
+        if args.is_empty() {
+            args = image.cmd.clone();
+        }
+        if !(image.entrypoint.len() == 1 && image.entrypoint[0].is_empty()) {
+            command = image.entrypoint.clone();
+        }
+    }
+    command.extend(args);
+    if command.is_empty() {
+        return Err("no command specified".into());
+    }
+    Ok(command)
+}
+
+/// The kubelet's runAsNonRoot check (`pkg/kubelet/kuberuntime/security_context_others.go`
+/// `verifyRunAsNonRoot`), with its messages; `pod` as the kubelet formats it.
+fn verify_run_as_non_root(
+    sc: &Effective,
+    image: &Image,
+    pod: &str,
+    container: &str,
+) -> Result<(), String> {
+    if sc.run_as_non_root != Some(true) {
+        return Ok(());
+    }
+    if let Some(uid) = sc.run_as_user {
+        if uid == 0 {
+            return Err(format!(
+                "container's runAsUser breaks non-root policy (pod: {pod:?}, container: {container})"
+            ));
+        }
+        return Ok(());
+    }
+    match image_user::image_uid(image.user.as_deref()) {
+        None => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({}), cannot verify user is non-root (pod: {pod:?}, container: {container})",
+            image.user.as_deref().unwrap_or_default()
+        )),
+        Some(0) => Err(format!(
+            "container has runAsNonRoot and image will run as root (pod: {pod:?}, container: {container})"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The security settings that apply to one container: its own, else the pod's.
+#[derive(Debug, Default)]
+pub(crate) struct Effective {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub run_as_non_root: Option<bool>,
+}
+
+pub(crate) fn effective(pod: &k8s_openapi::api::core::v1::PodSpec, c: &Container) -> Effective {
+    let p = pod.security_context.as_ref();
+    let s = c.security_context.as_ref();
+    Effective {
+        run_as_user: s
+            .and_then(|s| s.run_as_user)
+            .or(p.and_then(|p| p.run_as_user)),
+        run_as_group: s
+            .and_then(|s| s.run_as_group)
+            .or(p.and_then(|p| p.run_as_group)),
+        run_as_non_root: s
+            .and_then(|s| s.run_as_non_root)
+            .or(p.and_then(|p| p.run_as_non_root)),
+    }
+}
+
+/// The pod's `/etc/hosts` (the kubelet writes it: `pkg/kubelet/kubelet_pods.go`
+/// `managedHostsFileContent`), `/etc/hostname` and `/etc/resolv.conf` (the
+/// runtime's, from the sandbox), as files in the pod folder to bind-mount.
+fn etc_files(pod_dir: &Path, draft: &PodDraft) -> Result<Vec<MountSpec>, Error> {
+    let dir = pod_dir.join("etc");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let hostname: String = draft.name.chars().take(63).collect();
+    let hosts = format!(
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+    );
+    // No cluster DNS here: the host's name servers, with the search path and
+    // ndots a ClusterFirst pod gets (pkg/kubelet/network/dns/dns.go).
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut resolv = format!(
+        "search {ns}.svc.cluster.local svc.cluster.local cluster.local\n",
+        ns = draft.namespace
+    );
+    for l in host_resolv.lines().filter(|l| l.starts_with("nameserver")) {
+        resolv.push_str(l);
+        resolv.push('\n');
+    }
+    resolv.push_str("options ndots:5\n");
+    let mut mounts = Vec::new();
+    for (name, text, target) in [
+        ("hosts", hosts, "/etc/hosts"),
+        ("hostname", format!("{hostname}\n"), "/etc/hostname"),
+        ("resolv.conf", resolv, "/etc/resolv.conf"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        mounts.push(MountSpec {
+            source: path,
+            target: target.into(),
+            read_only: false,
+        });
+    }
+    Ok(mounts)
 }
 
 /// Safe folder name for a pod.
@@ -86,7 +215,7 @@ fn pod_dir_name(ns: &str, name: &str) -> String {
 pub(crate) fn prepare(
     draft: &PodDraft,
     dir: &Path,
-    images: &BTreeMap<String, PathBuf>,
+    images: &BTreeMap<String, Image>,
     api_port: u16,
     held_ports: &mut Vec<std::net::TcpListener>,
 ) -> Result<PodState, Error> {
@@ -101,23 +230,47 @@ pub(crate) fn prepare(
             .map_err(|e| Error::io(format!("creating volume folder {}", path.display()), e))?;
         volumes.insert(v.name.clone(), path);
     }
+    // fsGroup: the kubelet makes emptyDir volumes group-owned by it, group
+    // writable and setgid (pkg/volume/volume_linux.go `SetVolumeOwnership`),
+    // and adds it to every container's supplementary groups.
+    let pod_sc = draft.spec.security_context.as_ref();
+    let fs_group = pod_sc.and_then(|s| s.fs_group);
+    if let Some(g) = fs_group {
+        let gid = u32::try_from(g).map_err(|_| Error::Manifest {
+            file: draft.file.clone(),
+            field: "spec.securityContext.fsGroup".into(),
+            message: format!("{g} is out of range"),
+        })?;
+        for path in volumes.values() {
+            use std::os::unix::fs::PermissionsExt;
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .and_then(|()| {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o2777))
+                })
+                .map_err(|e| Error::io(format!("applying fsGroup to {}", path.display()), e))?;
+        }
+    }
+    let mut extra_groups: Vec<i64> = pod_sc
+        .and_then(|s| s.supplemental_groups.clone())
+        .unwrap_or_default();
+    extra_groups.extend(fs_group);
+    let etc = etc_files(&pod_dir, draft)?;
     let mut containers = Vec::new();
     for (i, c) in draft.spec.containers.iter().enumerate() {
-        let image = c.image.clone().unwrap_or_default();
-        let field = || format!("containers[{i}].image");
-        let executable = manifest::resolve_image(images, &image).ok_or_else(|| Error::Manifest {
+        let image_name = c.image.clone().unwrap_or_default();
+        let image = manifest::resolve_image(images, &image_name).ok_or_else(|| Error::Manifest {
             file: draft.file.clone(),
-            field: field(),
+            field: format!("containers[{i}].image"),
             message: format!(
-                "image {image:?} has no local executable; map it with --image {}=PATH (or LocalKubeBuilder::image)",
-                manifest::image_repository(&image)
+                "image {image_name:?} is not mapped to a local image; map it with --image {}=PATH (or LocalKubeBuilder::image)",
+                manifest::image_repository(&image_name)
             ),
         })?;
         let port = match c.ports.as_ref().and_then(|p| p.first()) {
             Some(_) => Some(free_port(held_ports)?),
             None => None,
         };
-        let mut mounts = Vec::new();
+        let mut mounts = etc.clone();
         for m in c.volume_mounts.iter().flatten() {
             let mut source = volumes[&m.name].clone();
             if let Some(sub) = m.sub_path.as_ref().filter(|s| !s.is_empty()) {
@@ -131,44 +284,71 @@ pub(crate) fn prepare(
                 read_only: m.read_only == Some(true),
             });
         }
-        // The image's program: run it directly, or, when `command` names an absolute
-        // path the host lacks, provide it at that path as the image would.
-        let command = c.command.clone().unwrap_or_default();
-        let mut argv = if command.is_empty() {
-            vec![executable.display().to_string()]
-        } else {
-            let first = &command[0];
-            if first.starts_with('/') && !Path::new(first).exists() {
-                mounts.push(MountSpec {
-                    source: executable.clone(),
-                    target: first.clone(),
-                    read_only: true,
-                });
-            }
-            command
-        };
-        argv.extend(c.args.iter().flatten().cloned());
         let cdir = pod_dir.join("containers").join(&c.name);
+        let sc = effective(&draft.spec, c);
+        let pod_ref = format!("{}_{}({uid})", draft.name, draft.namespace);
+        // What a kubelet reports as CreateContainerConfigError / CreateContainerError.
+        let mut refused = verify_run_as_non_root(&sc, image, &pod_ref, &c.name)
+            .err()
+            .map(|m| ("CreateContainerConfigError", m));
+        let user = image_user::resolve(
+            &image.rootfs,
+            image.user.as_deref(),
+            sc.run_as_user,
+            sc.run_as_group,
+            &extra_groups,
+        )
+        .unwrap_or_else(|m| {
+            refused.get_or_insert(("CreateContainerError", m));
+            image_user::User {
+                uid: 0,
+                gid: 0,
+                groups: Vec::new(),
+                home: "/".into(),
+            }
+        });
+        let argv = container_argv(c, image).unwrap_or_else(|m| {
+            refused.get_or_insert(("CreateContainerError", m));
+            Vec::new()
+        });
+        let env = container_env(draft, &uid, c, &image.env, &user.home, port, api_port);
         containers.push(ContainerRun {
             name: c.name.clone(),
-            image,
-            executable: executable.clone(),
+            image: image_name,
+            image_id: image.id.clone(),
             spec: ContainerSpec {
                 hostname: draft.name.chars().take(63).collect(),
                 root_dir: cdir.join("rootfs"),
+                scratch_dir: cdir.join("scratch"),
+                image_root: image.rootfs.clone(),
+                user: Identity {
+                    uid: user.uid,
+                    gid: user.gid,
+                    groups: user.groups.clone(),
+                },
                 log_file: cdir.join("output.log"),
                 mounts,
                 argv,
-                env: container_env(draft, &uid, c, port, api_port),
-                working_dir: c.working_dir.clone(),
+                env,
+                working_dir: c
+                    .working_dir
+                    .clone()
+                    .filter(|w| !w.is_empty())
+                    .or_else(|| image.working_dir.clone()),
             },
             host_port: port,
-            run: Run::Ended(Ended {
-                exit_code: 0,
-                reason: "NotStarted".into(),
-                started: Timestamp::now(),
-                finished: Timestamp::now(),
-            }),
+            run: match refused {
+                Some((reason, message)) => Run::Waiting {
+                    reason: reason.into(),
+                    message,
+                },
+                None => Run::Ended(Ended {
+                    exit_code: 0,
+                    reason: "NotStarted".into(),
+                    started: Timestamp::now(),
+                    finished: Timestamp::now(),
+                }),
+            },
             restart_count: 0,
             last: None,
             generation: 0,
@@ -452,7 +632,7 @@ fn restart(
         let mut inner = cluster.lock();
         if let Some(p) = inner.pod_mut(namespace, pod) {
             p.faults.exited.retain(|c| c != container);
-            p.faults.replaced.retain(|(c, _)| c != container);
+            p.faults.replaced.retain(|(c, _, _)| c != container);
             if let Some(c) = p.containers.iter_mut().find(|c| c.name == container) {
                 if let Run::Ended(e) = &c.run {
                     c.last = Some(e.clone());
@@ -482,7 +662,8 @@ fn replace_program(
     let with = with
         .canonicalize()
         .map_err(|e| Error::io(format!("resolving {}", with.display()), e))?;
-    let targets: Vec<(String, PathBuf, std::os::fd::OwnedFd)> = {
+    type Target = (String, PathBuf, Option<PathBuf>, std::os::fd::OwnedFd);
+    let targets: Vec<Target> = {
         let inner = cluster.lock();
         let p = inner.pod(namespace, pod).ok_or_else(|| Error::NotFound {
             namespace: namespace.into(),
@@ -494,8 +675,18 @@ fn replace_program(
             let Run::Running { process, .. } = &c.run else {
                 continue;
             };
+            // Look in the image (the container's writable layer starts as it).
+            let root = &c.spec.image_root;
+            let in_image = |p: &str| {
+                crate::image::layer::resolve_in_root(
+                    root,
+                    Path::new(p.trim_start_matches('/')),
+                    true,
+                )
+                .is_ok_and(|h| h.is_file())
+            };
             let candidates = container::exec_candidates(name, &c.spec.env);
-            let Some(path) = candidates.iter().map(PathBuf::from).find(|p| p.is_file()) else {
+            let Some(path) = candidates.iter().find(|p| in_image(p)).map(PathBuf::from) else {
                 return Err(fault_err(
                     namespace,
                     pod,
@@ -505,25 +696,31 @@ fn replace_program(
                     ),
                 ));
             };
-            // Bind over the real file, not a symlink to it.
-            let path = path.canonicalize().unwrap_or(path);
+            // A symbolic link (a busybox applet) is replaced itself, not what it points to.
+            let link = crate::image::layer::resolve_in_root(
+                root,
+                Path::new(path.to_string_lossy().trim_start_matches('/')),
+                false,
+            )
+            .ok()
+            .and_then(|h| std::fs::read_link(h).ok());
             let fd = process
                 .pidfd
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(|e| Error::io("duplicating pidfd", e))?;
-            out.push((c.name.clone(), path, fd));
+            out.push((c.name.clone(), path, link, fd));
         }
         out
     };
-    for (container, path, fd) in targets {
-        let spawner_cluster = Arc::clone(cluster);
+    for (container, path, link, fd) in targets {
         nsexec::mount_in(
-            &spawner_cluster.spawner,
+            &cluster.spawner,
             fd,
             cluster.mode,
             Some(&with),
             &path,
+            link.as_deref(),
         )
         .map_err(|m| {
             fault_err(
@@ -534,7 +731,7 @@ fn replace_program(
         })?;
         let mut inner = cluster.lock();
         if let Some(p) = inner.pod_mut(namespace, pod) {
-            p.faults.replaced.push((container, path));
+            p.faults.replaced.push((container, path, link));
         }
     }
     Ok(())
@@ -557,7 +754,7 @@ pub(crate) fn clear_faults(
         };
         let faults = std::mem::take(&mut p.faults);
         let mut replaced = Vec::new();
-        for (container, path) in faults.replaced {
+        for (container, path, link) in faults.replaced {
             if let Some(Run::Running { process, .. }) = p
                 .containers
                 .iter()
@@ -565,15 +762,22 @@ pub(crate) fn clear_faults(
                 .map(|c| &c.run)
                 && let Ok(fd) = process.pidfd.as_fd().try_clone_to_owned()
             {
-                replaced.push((container, path, fd));
+                replaced.push((container, path, link, fd));
             }
         }
         inner.bump();
         (faults.exited, replaced)
     };
     let mut first_err = None;
-    for (container, path, fd) in replaced {
-        if let Err(m) = nsexec::mount_in(&cluster.spawner, fd, cluster.mode, None, &path) {
+    for (container, path, link, fd) in replaced {
+        if let Err(m) = nsexec::mount_in(
+            &cluster.spawner,
+            fd,
+            cluster.mode,
+            None,
+            &path,
+            link.as_deref(),
+        ) {
             first_err.get_or_insert(fault_err(
                 namespace,
                 pod,

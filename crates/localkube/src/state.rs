@@ -38,13 +38,19 @@ pub(crate) enum Run {
         started: Timestamp,
     },
     Ended(Ended),
+    /// Not started: the kubelet would not create it (reason, message).
+    Waiting {
+        reason: String,
+        message: String,
+    },
 }
 
 #[derive(Debug)]
 pub(crate) struct ContainerRun {
     pub name: String,
     pub image: String,
-    pub executable: PathBuf,
+    /// `sha256:…` of the image config.
+    pub image_id: String,
     pub spec: ContainerSpec,
     pub host_port: Option<u16>,
     pub run: Run,
@@ -63,8 +69,8 @@ pub(crate) struct Faults {
     pub bytes_per_sec: Option<u64>,
     pub phase: Option<String>,
     pub deletion: Option<Timestamp>,
-    /// (container, path inside it) replaced by a bind mount.
-    pub replaced: Vec<(String, PathBuf)>,
+    /// (container, path inside it, the symbolic link it was) replaced by a mount.
+    pub replaced: Vec<(String, PathBuf, Option<PathBuf>)>,
     /// Containers stopped by `ContainerExited`, restarted by `clear_faults`.
     pub exited: Vec<String>,
 }
@@ -167,7 +173,7 @@ pub(crate) struct Cluster {
     pub auth: crate::auth::Authenticator,
     pub runtime: tokio::runtime::Handle,
     /// The image map, for ephemeral containers added at run time.
-    pub images: BTreeMap<String, PathBuf>,
+    pub images: BTreeMap<String, crate::image::Image>,
     /// Whether `pods/{name}/ephemeralcontainers` is served.
     pub ephemeral_enabled: bool,
     /// Namespaces where Pod Security admission enforces `restricted`.
@@ -294,9 +300,18 @@ impl PodState {
         if running {
             return "Running".into();
         }
+        // A container the kubelet refused to create, never run: still Pending.
+        if self
+            .containers
+            .iter()
+            .any(|c| matches!(c.run, Run::Waiting { .. }) && c.last.is_none())
+        {
+            return "Pending".into();
+        }
         let all_ok = self.containers.iter().all(|c| match &c.run {
             Run::Ended(e) => e.exit_code == 0,
             Run::Running { .. } => true,
+            Run::Waiting { .. } => false,
         });
         if self.deletion.is_some() {
             // A deleted pod whose containers have stopped is terminal whatever its
@@ -321,7 +336,8 @@ impl PodState {
     /// The pod as the API server shows it.
     pub(crate) fn to_pod(&self, resource_version: u64) -> Pod {
         let phase = self.phase();
-        let pending = phase == "Pending";
+        // Not yet scheduled (a `Phase` fault); a refused container is Pending but scheduled.
+        let pending = self.faults.phase.as_deref() == Some("Pending");
         let finished = phase == "Succeeded" || phase == "Failed";
         let mut annotations = self.annotations.clone();
         let ports: Vec<String> = self
@@ -514,12 +530,22 @@ pub(crate) fn container_status(
                 },
                 false,
             ),
+            Run::Waiting { reason, message } => (
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some(reason.clone()),
+                        message: Some(message.clone()),
+                    }),
+                    ..Default::default()
+                },
+                false,
+            ),
         }
     };
     ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone(),
-        image_id: format!("localkube://{}", c.executable.display()),
+        image_id: c.image_id.clone(),
         container_id: Some(container_id.clone()),
         ready,
         started: Some(ready),

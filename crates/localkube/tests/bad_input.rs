@@ -9,7 +9,7 @@ fn start_err(tmp: &std::path::Path, yaml: &str) -> Error {
     let m = manifest(tmp, "bad.yaml", yaml);
     LocalKube::builder(tmp.join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .start()
         .expect_err("should fail")
 }

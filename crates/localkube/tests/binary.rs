@@ -19,14 +19,9 @@ fn up_serves_until_sigterm_and_cleans_up() {
         .arg(&dir)
         .arg("-f")
         .arg(&m)
-        .args([
-            "--image",
-            "example/sleeper=/usr/bin/sleep",
-            "--label",
-            "skaffold.dev/run-id=bin",
-            "--context",
-            "demo",
-        ])
+        .arg("--image")
+        .arg(format!("example/sleeper={}", sleeper_image().display()))
+        .args(["--label", "skaffold.dev/run-id=bin", "--context", "demo"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -155,7 +150,8 @@ fn up_works_unprivileged_with_user_namespaces() {
         .arg(&dir)
         .arg("-f")
         .arg(&m)
-        .args(["--image", "example/sleeper=/usr/bin/sleep"])
+        .arg("--image")
+        .arg(format!("example/sleeper={}", sleeper_image().display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -195,7 +191,7 @@ fn up_works_unprivileged_with_user_namespaces() {
     );
     assert_eq!(
         String::from_utf8_lossy(&exec.stdout),
-        "0\n/usr/bin/sleep\0infinity\0"
+        "0\n/busybox/sleep\0infinity\0"
     );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -83,7 +83,7 @@ fn start(tmp: &std::path::Path, replicas: u32) -> LocalKube {
     LocalKube::builder(tmp.join("kube"))
         .manifest(&m)
         .manifest_with(&other, Some("ns2"), [("skaffold.dev/run-id", "other")])
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .label("skaffold.dev/run-id", "abc")
         .start()
         .unwrap()
@@ -368,7 +368,7 @@ async fn container_faults_keep_the_volume() {
 
     // A hostile tar: exec runs the test's program instead.
     let hostile = tmp.path().join("hostile-tar");
-    std::fs::write(&hostile, "#!/bin/sh\necho hostile \"$@\"\n").unwrap();
+    std::fs::write(&hostile, "#!/busybox/sh\necho hostile \"$@\"\n").unwrap();
     std::fs::set_permissions(
         &hostile,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -384,7 +384,17 @@ async fn container_faults_keep_the_volume() {
     )
     .unwrap();
     let r = exec(&pods, &name, &["tar", "-cf", "-", "."]).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&r.stdout), "hostile -cf - .\n");
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "hostile -cf - .\n",
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // Only that applet: the rest of busybox is untouched.
+    let r = exec(&pods, &name, &["ls", "/busybox/busybox"])
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "/busybox/busybox\n");
     // Only inside the pod: the host's tar is untouched.
     let host = std::process::Command::new("tar")
         .arg("--version")
@@ -392,6 +402,11 @@ async fn container_faults_keep_the_volume() {
         .unwrap();
     assert!(String::from_utf8_lossy(&host.stdout).contains("GNU tar"));
     kube.clear_faults("default", &name);
-    let r = exec(&pods, &name, &["tar", "--version"]).await.unwrap();
-    assert!(String::from_utf8_lossy(&r.stdout).contains("GNU tar"));
+    let r = exec(&pods, &name, &["tar", "--help"]).await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(text.contains("BusyBox"), "{text}");
 }

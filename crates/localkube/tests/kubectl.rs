@@ -30,7 +30,7 @@ fn get_pods_with_label_and_field_selectors() {
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&web)
         .manifest_with(&other, Some("ns2"), [("skaffold.dev/run-id", "other")])
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .label("skaffold.dev/run-id", "abc")
         .start()
         .unwrap();
@@ -174,7 +174,7 @@ fn exec_tar_returns_the_pods_volume() {
     let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 2));
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .start()
         .unwrap();
     let cache = tmp.path().join("cache");
@@ -258,7 +258,7 @@ fn exec_tar_returns_the_pods_volume() {
         &cache,
         &["exec", &a.name, "--", "cat", "/proc/1/cmdline"],
     );
-    assert_eq!(cmdline, "/usr/bin/sleep\0infinity\0");
+    assert_eq!(cmdline, "/busybox/sleep\0infinity\0");
     let hostname = kubectl_ok(&kube, &cache, &["exec", &a.name, "--", "hostname"]);
     assert_eq!(hostname.trim(), a.name);
 
@@ -272,7 +272,7 @@ fn exec_kill_usr1_makes_the_go_service_write_counters() {
     let m = manifest(tmp.path(), "svc.yaml", &go_deployment("svc"));
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/goapp", go_service())
+        .image("example/goapp", go_image())
         .start()
         .unwrap();
     let cache = tmp.path().join("cache");
@@ -341,7 +341,7 @@ fn exec_exit_codes_reach_kubectl() {
     let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 1));
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .start()
         .unwrap();
     let cache = tmp.path().join("cache");
@@ -367,9 +367,22 @@ fn exec_exit_codes_reach_kubectl() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err\n"));
 
+    // A program the image lacks: the runtime's exec fails (no exit code), as
+    // containerd/runc answer: an InternalError Status naming the executable.
     let missing = kubectl(&kube, &cache, &["exec", &pod.name, "--", "no-such-program"]);
-    assert_eq!(missing.status.code(), Some(127));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("executable file not found"));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: Internal error occurred: error executing command in container: failed to exec in container: failed to start exec")
+            && err.contains(r#"OCI runtime exec failed: exec failed: unable to start container process: exec: "no-such-program": executable file not found in $PATH: unknown"#),
+        "{err}"
+    );
+    let missing = kubectl(&kube, &cache, &["exec", &pod.name, "--", "/bin/bash"]);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains(r#"exec: "/bin/bash": stat /bin/bash: no such file or directory: unknown"#),
+        "{err}"
+    );
 
     // stdin reaches the command (kubectl -i closes it with the v5 close frame).
     let mut child = std::process::Command::new(toolchain::require_kubectl())
@@ -399,7 +412,7 @@ fn errors_have_kubernetes_shapes() {
     let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 1));
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .context("lk-errors")
         .start()
         .unwrap();
@@ -465,7 +478,7 @@ fn drop_leaves_no_process_behind() {
     let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 2));
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .start()
         .unwrap();
     let pids: Vec<i32> = kube
@@ -496,7 +509,7 @@ fn services_are_served_as_objects() {
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
         .manifest_with(&m, Some("other"), [("skaffold.dev/run-id", "other")])
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .label("skaffold.dev/run-id", "abc")
         .start()
         .unwrap();
@@ -572,7 +585,7 @@ spec:
     );
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .start()
         .unwrap();
     let cache = tmp.path().join("cache");
@@ -591,7 +604,7 @@ spec:
     for c in ["a", "b"] {
         assert_eq!(
             exec(c, &["cat", "/proc/2/cmdline", "/proc/3/cmdline"]),
-            format!("{}\0infinity\0", sleep_binary().display()).repeat(2)
+            "/busybox/sleep\0infinity\0".repeat(2)
         );
     }
     exec("b", &["kill", "-USR1", "1"]);
@@ -605,11 +618,11 @@ spec:
     }
 }
 
-/// Mount points missing on the host are made inside the pod only, also below
-/// existing folders (which keep their content), and a `command` naming an absolute
-/// path the host lacks finds the image's executable there.
+/// The container's root is its image: mount points are made inside the pod
+/// only (also below other mounts, subPath included), and nothing of the host
+/// is visible.
 #[test]
-fn nested_mount_points_and_image_paths_stay_inside_the_pod() {
+fn nested_mount_points_stay_inside_the_pod_and_the_host_is_invisible() {
     let tmp = tempfile::tempdir().unwrap();
     let yaml = r#"apiVersion: v1
 kind: Pod
@@ -620,7 +633,7 @@ spec:
   containers:
     - name: app
       image: example/sleeper
-      command: ["/app/bin/sleeper"]
+      command: ["/busybox/sleep"]
       args: ["infinity"]
       workingDir: /var/lib/lk-nested/data
       volumeMounts:
@@ -632,13 +645,13 @@ spec:
     let m = manifest(tmp.path(), "nested.yaml", yaml);
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .start()
         .unwrap();
     let cache = tmp.path().join("cache");
     let args = |cmd: &'static str| ["exec", "-n", "team", "nested", "--", "sh", "-c", cmd];
     let cmdline = kubectl_ok(&kube, &cache, &args("cat /proc/1/cmdline"));
-    assert_eq!(cmdline, "/app/bin/sleeper\0infinity\0");
+    assert_eq!(cmdline, "/busybox/sleep\0infinity\0");
     let pwd = kubectl_ok(
         &kube,
         &cache,
@@ -646,18 +659,42 @@ spec:
     );
     let mut lines = pwd.lines();
     assert_eq!(lines.next(), Some("/var/lib/lk-nested/data"));
-    let inside: BTreeSet<String> = lines.map(str::to_string).collect();
-    let mut host: BTreeSet<String> = std::fs::read_dir("/var/lib")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    host.insert("lk-nested".into());
-    assert_eq!(inside, host, "existing entries of /var/lib stay visible");
+    assert_eq!(lines.collect::<Vec<_>>(), ["lk-nested"]);
     assert!(!std::path::Path::new("/var/lib/lk-nested").exists());
-    assert!(!std::path::Path::new("/app").exists());
     let volume = &kube.pods()[0].volumes["data"];
     assert!(
         volume.join("sub/x").is_file(),
         "subPath mount writes into the volume"
     );
+    // The root holds the image's entries and what the runtime adds, nothing else.
+    let root = kubectl_ok(&kube, &cache, &args("ls -A /"));
+    let root: BTreeSet<&str> = root.lines().collect();
+    let want: BTreeSet<&str> = [
+        "busybox", "dev", "etc", "home", "proc", "root", "tmp", "var",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(root, want);
+    let dev = kubectl_ok(&kube, &cache, &args("ls -A /dev"));
+    let dev: BTreeSet<&str> = dev.lines().collect();
+    let want: BTreeSet<&str> = [
+        "core", "fd", "full", "null", "random", "shm", "stderr", "stdin", "stdout", "tty",
+        "urandom", "zero",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(dev, want);
+    let etc = kubectl_ok(
+        &kube,
+        &cache,
+        &args(
+            "cat /etc/hostname; grep nested /etc/hosts; grep -c search /etc/resolv.conf; ls /usr 2>&1; echo $?",
+        ),
+    );
+    let mut etc = etc.lines();
+    assert_eq!(etc.next(), Some("nested"));
+    assert_eq!(etc.next(), Some("127.0.0.1\tnested"));
+    assert_eq!(etc.next(), Some("1"));
+    assert!(etc.next().is_some_and(|l| l.contains("No such file")));
+    assert_eq!(etc.next(), Some("1"));
 }

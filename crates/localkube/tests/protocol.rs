@@ -60,7 +60,7 @@ async fn v4_exec_frames_status_and_close() {
     let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 1));
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .start()
         .unwrap();
     let pod = kube.pods().remove(0).name;
@@ -111,7 +111,7 @@ async fn v5_output_frames_are_at_most_32_kib() {
     let m = manifest(tmp.path(), "web.yaml", &sleep_deployment("web", 1));
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .start()
         .unwrap();
     let pod = kube.pods().remove(0).name;

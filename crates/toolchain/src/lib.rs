@@ -136,6 +136,17 @@ pub fn chromium() -> Result<PathBuf, Missing> {
     system_tool("chromium")
 }
 
+/// The static busybox of Debian's `busybox-static`, the base of the test
+/// images that carry `sh`, `kill`, `tar` and `ls` (like distroless `:debug`).
+pub fn busybox() -> Result<PathBuf, Missing> {
+    system_tool("busybox")
+}
+
+/// `skopeo` (Debian `skopeo`): `skopeo inspect oci:DIR` checks image layouts independently.
+pub fn skopeo() -> Result<PathBuf, Missing> {
+    system_tool("skopeo")
+}
+
 /// `pycobertura` (PyPI), installed into the tools venv.
 pub fn pycobertura() -> Result<PathBuf, Missing> {
     let path = tools_dir().join("venv/bin/pycobertura");

@@ -2,8 +2,10 @@
 //! localkube standing in for the cluster.
 //!
 //! It does what `skaffold run --profile coverage` does for
-//! `examples/go-integration-coverage`, minus the image: builds the service
-//! with `-cover -covermode=atomic`, renders the coverage overlay with
+//! `examples/go-integration-coverage`: builds the service with
+//! `-cover -covermode=atomic`, assembles its image as an OCI layout (the
+//! binary at `/ko-app/greeter` on a busybox base, as ko would on the
+//! profile's `gcr.io/distroless/base-debian12:debug`), renders the coverage overlay with
 //! `kubectl kustomize`, deploys the rendered manifests to localkube under a
 //! fresh `skaffold.dev/run-id` (localkube routes no traffic through the
 //! Service, so the integration test gets the pods' addresses), then runs the

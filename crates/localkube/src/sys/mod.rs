@@ -10,6 +10,7 @@
 pub(crate) mod container;
 pub(crate) mod nsexec;
 pub(crate) mod process;
+pub(crate) mod rootfs;
 pub(crate) mod spawner;
 
 pub(crate) use process::{ChildProcess, Mode};

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::container::{ExecData, child_cloexec_from_3, child_exec, exec_data};
+use super::container::{ExecData, Identity, child_cloexec_from_3, child_exec, exec_data};
 use super::process::{ChildProcess, Mode, child_write, clone3, errno, pipe};
 use super::spawner::Spawner;
 
@@ -21,6 +21,8 @@ pub(crate) struct ExecSpec {
     pub env: Vec<(String, String)>,
     pub working_dir: String,
     pub stdin: bool,
+    /// The container's user: execs run as it, as runc exec does.
+    pub user: Identity,
 }
 
 /// The running command: the relay process and the parent ends of its pipes.
@@ -29,6 +31,9 @@ pub(crate) struct ExecProcess {
     pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// Reads EOF once the command's program runs, or its errno if it could not
+    /// be executed (a runtime's exec fails then, rather than the command).
+    pub exec_failed: OwnedFd,
 }
 
 struct Prepared {
@@ -39,6 +44,9 @@ struct Prepared {
     stdin_r: OwnedFd,
     out_w: OwnedFd,
     err_w: OwnedFd,
+    exec_failed_w: OwnedFd,
+    user: Identity,
+    root_mode: bool,
     parent_pid: i32,
 }
 
@@ -57,6 +65,7 @@ pub(crate) fn spawn(spawner: &Spawner, spec: ExecSpec) -> Result<ExecProcess, St
     };
     let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (exec_failed, exec_failed_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let mut ns_flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS;
     if let Mode::UserNamespace { .. } = spec.mode {
         ns_flags |= libc::CLONE_NEWUSER;
@@ -69,6 +78,9 @@ pub(crate) fn spawn(spawner: &Spawner, spec: ExecSpec) -> Result<ExecProcess, St
         stdin_r,
         out_w,
         err_w,
+        exec_failed_w,
+        user: spec.user,
+        root_mode: spec.mode == Mode::Root,
         parent_pid: std::process::id() as i32,
     };
     let child = spawner.call(move || {
@@ -88,6 +100,7 @@ pub(crate) fn spawn(spawner: &Spawner, spec: ExecSpec) -> Result<ExecProcess, St
         stdin: stdin_w,
         stdout: out_r,
         stderr: err_r,
+        exec_failed,
     })
 }
 
@@ -148,14 +161,18 @@ unsafe fn relay_child(p: &Prepared) -> ! {
             libc::dup2(p.out_w.as_raw_fd(), 1);
             libc::dup2(p.err_w.as_raw_fd(), 2);
             child_cloexec_from_3();
+            if p.root_mode {
+                let u = &p.user;
+                if !super::rootfs::set_identity(u.uid, u.gid, &u.groups) {
+                    child_write(p.exec_failed_w.as_raw_fd(), &errno().to_ne_bytes());
+                    libc::_exit(126);
+                }
+            }
             libc::chdir(p.working_dir.as_ptr());
             let e = child_exec(&p.exec);
-            if e == libc::ENOENT {
-                child_write(2, &p.exec.not_found);
-                libc::_exit(127);
-            }
-            write_errno(2, b"localkube: exec failed (errno ", e);
-            libc::_exit(126);
+            // The close-on-exec pipe is still open: tell why nothing runs.
+            child_write(p.exec_failed_w.as_raw_fd(), &e.to_ne_bytes());
+            libc::_exit(if e == libc::ENOENT { 127 } else { 126 });
         }
         // Hold nothing open that belongs to the command's streams.
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
@@ -179,30 +196,37 @@ struct MountJob {
     ns_flags: i32,
     src: Option<std::ffi::CString>,
     dst: std::ffi::CString,
+    /// `dst` is a symbolic link to this target in the image: replace the link
+    /// itself (binding onto it would replace what it points to, e.g. all of busybox).
+    link: Option<std::ffi::CString>,
     parent_pid: i32,
 }
 
-/// In the container's mount namespace, bind `src` over `dst`, or (with `src`
-/// `None`) detach whatever is mounted on `dst`.
+/// In the container's mount namespace, put host file `src` at `dst` (binding
+/// over a file, or replacing a symbolic link by it), or (with `src` `None`)
+/// undo that (and put the link `link` back). The host file is cloned as a
+/// detached mount (`open_tree`) before entering the container, where host
+/// paths no longer resolve, then attached there (`move_mount`). Needs root.
 pub(crate) fn mount_in(
     spawner: &Spawner,
     target: OwnedFd,
     mode: Mode,
     src: Option<&std::path::Path>,
     dst: &std::path::Path,
+    link: Option<&std::path::Path>,
 ) -> Result<(), String> {
     let c = |p: &std::path::Path| {
         super::process::cstring(&p.display().to_string(), p.as_os_str().as_encoded_bytes())
     };
-    let mut ns_flags = libc::CLONE_NEWNS;
-    if let Mode::UserNamespace { .. } = mode {
-        ns_flags |= libc::CLONE_NEWUSER;
+    if mode != Mode::Root {
+        return Err("replacing a program in a container needs localkube to run as root".into());
     }
     let job = MountJob {
         target,
-        ns_flags,
+        ns_flags: libc::CLONE_NEWNS,
         src: src.map(c).transpose()?,
         dst: c(dst)?,
+        link: link.map(c).transpose()?,
         parent_pid: std::process::id() as i32,
     };
     let child = spawner
@@ -229,10 +253,13 @@ pub(crate) fn mount_in(
     }
 }
 
-/// Exit 0 on success, 1 if setns failed, 2 + errno - 1 if the mount failed.
+/// Exit 0 on success, 1 if setns failed, 2 + errno - 1 if a step failed.
 unsafe fn mount_child(j: &MountJob) -> ! {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
     // SAFETY: system calls on prepared data; ends in _exit.
     unsafe {
+        let fail = || libc::_exit((2 + errno() - 1).clamp(2, 127));
         libc::prctl(
             libc::PR_SET_PDEATHSIG,
             libc::SIGKILL as libc::c_ulong,
@@ -243,24 +270,63 @@ unsafe fn mount_child(j: &MountJob) -> ! {
         if libc::getppid() != j.parent_pid {
             libc::_exit(1);
         }
+        let tree = match &j.src {
+            Some(src) => {
+                let fd = libc::syscall(
+                    libc::SYS_open_tree,
+                    libc::AT_FDCWD,
+                    src.as_ptr(),
+                    OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+                );
+                if fd < 0 {
+                    fail();
+                }
+                fd as i32
+            }
+            None => -1,
+        };
         if libc::setns(j.target.as_raw_fd(), j.ns_flags) != 0 {
             libc::_exit(1);
         }
-        let ok = match &j.src {
-            Some(src) => {
-                libc::mount(
-                    src.as_ptr(),
+        match (&j.src, &j.link) {
+            (Some(_), link) => {
+                if link.is_some() {
+                    // The overlay records the removal; the new file takes the link's place.
+                    libc::unlink(j.dst.as_ptr());
+                    let fd = libc::open(
+                        j.dst.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                        0o755,
+                    );
+                    if fd < 0 {
+                        fail();
+                    }
+                    libc::close(fd);
+                }
+                if libc::syscall(
+                    libc::SYS_move_mount,
+                    tree,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
                     j.dst.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) == 0
+                    MOVE_MOUNT_F_EMPTY_PATH,
+                ) != 0
+                {
+                    fail();
+                }
             }
-            None => libc::umount2(j.dst.as_ptr(), libc::MNT_DETACH) == 0,
-        };
-        if ok {
-            libc::_exit(0);
+            (None, link) => {
+                if libc::umount2(j.dst.as_ptr(), libc::MNT_DETACH) != 0 {
+                    fail();
+                }
+                if let Some(link) = link {
+                    libc::unlink(j.dst.as_ptr());
+                    if libc::symlink(link.as_ptr(), j.dst.as_ptr()) != 0 {
+                        fail();
+                    }
+                }
+            }
         }
-        libc::_exit((2 + errno() - 1).clamp(2, 127))
+        libc::_exit(0)
     }
 }

@@ -154,6 +154,38 @@ pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
     names
 }
 
-pub fn sleep_binary() -> PathBuf {
-    PathBuf::from("/usr/bin/sleep")
+/// An OCI image layout like distroless `:debug` (busybox at `/busybox`, on
+/// `PATH`) whose entrypoint is busybox's `sleep`; built once per test binary.
+pub fn sleeper_image() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("localkube-sleeper-{}", std::process::id()));
+        let busybox = toolchain::busybox().unwrap_or_else(|e| panic!("{e}"));
+        ocilayout::Image::busybox(&busybox)
+            .expect("busybox base")
+            .entrypoint(["/busybox/sleep"])
+            .write_layout(&dir)
+            .expect("writing the sleeper image");
+        dir
+    })
+}
+
+/// The Go test service on the busybox base, at `/ko-app/goapp` (as ko puts it).
+pub fn go_image() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("localkube-goapp-image-{}", std::process::id()));
+        let busybox = toolchain::busybox().unwrap_or_else(|e| panic!("{e}"));
+        ocilayout::go_image(
+            ocilayout::Flavour::Debug,
+            go_service(),
+            "/ko-app/goapp",
+            Some(&busybox),
+        )
+        .and_then(|i| i.write_layout(&dir))
+        .expect("writing the goapp image");
+        dir
+    })
 }

@@ -76,7 +76,18 @@ fn build_service(dir: &Path) -> Result<PathBuf> {
         "go build -cover of {} failed",
         src.display()
     );
-    Ok(out)
+    // The image the coverage profile ships: the binary on a busybox base.
+    let image = dir.join("greeter-image");
+    let busybox = toolchain::busybox()?;
+    ocilayout::go_image(
+        ocilayout::Flavour::Debug,
+        &out,
+        "/ko-app/greeter",
+        Some(&busybox),
+    )
+    .and_then(|i| i.write_layout(&image))
+    .context("assembling the service's image")?;
+    Ok(image)
 }
 
 fn manifest(dir: &Path, replicas: usize) -> Result<PathBuf> {

@@ -1,5 +1,5 @@
 //! The demo's cluster: localkube started in-process from the rendered
-//! manifests, with the coverage-built service standing in for its image.
+//! manifests, with the coverage-built service's OCI image layout as its image.
 
 use anyhow::{Context, Result, bail};
 use std::net::{SocketAddr, TcpStream};
@@ -23,14 +23,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts localkube in `dir` with `manifest`, running `binary` for
-    /// `image`, every pod labelled `skaffold.dev/run-id=<run_id>`, and waits
+    /// Starts localkube in `dir` with `manifest`, running the image layout
+    /// `image_dir` for `image`, every pod labelled `skaffold.dev/run-id=<run_id>`, and waits
     /// until every pod accepts connections.
     pub fn start(
         dir: &Path,
         manifest: &Path,
         image: &str,
-        binary: &Path,
+        image_dir: &Path,
         run_id: &str,
     ) -> Result<Cluster> {
         if dir.exists() {
@@ -40,7 +40,7 @@ impl Cluster {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let kube = localkube::LocalKube::builder(dir)
             .manifest(manifest)
-            .image(image, binary)
+            .image(image, image_dir)
             .label("skaffold.dev/run-id", run_id)
             .start()
             .context("starting localkube")?;

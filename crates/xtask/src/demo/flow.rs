@@ -84,6 +84,24 @@ pub fn run(opts: Options) -> Result<()> {
         .current_dir(&project);
     run_cmd(&mut go, "go build -cover -covermode=atomic")?;
 
+    // What ko builds with the profile's fromImage
+    // (gcr.io/distroless/base-debian12:debug): the binary at /ko-app/<name>
+    // on a base with busybox at /busybox.
+    let image = work.join("images").join(IMAGE);
+    steps.say(format!(
+        "assembling the image as an OCI layout in {}: the service at /ko-app/{IMAGE} on a busybox base (like distroless :debug)",
+        image.display()
+    ));
+    let busybox = toolchain::busybox()?;
+    ocilayout::go_image(
+        ocilayout::Flavour::Debug,
+        &binary,
+        &format!("/ko-app/{IMAGE}"),
+        Some(&busybox),
+    )
+    .and_then(|i| i.write_layout(&image))
+    .context("assembling the service's image")?;
+
     let manifests = work.join("manifests.yaml");
     steps.say(format!(
         "rendering {OVERLAY} with kubectl kustomize into {}",
@@ -96,7 +114,7 @@ pub fn run(opts: Options) -> Result<()> {
         "starting localkube with the rendered manifests (label skaffold.dev/run-id={run_id})"
     ));
     let cluster =
-        cluster::Cluster::start(&work.join("localkube"), &manifests, IMAGE, &binary, &run_id)?;
+        cluster::Cluster::start(&work.join("localkube"), &manifests, IMAGE, &image, &run_id)?;
     let pods: Vec<String> = cluster
         .pods()
         .iter()
