@@ -12,7 +12,19 @@ use common::*;
 const HELPER_IMAGE: &str = "docker.io/library/busybox";
 
 fn with_helper_image(b: localkube::LocalKubeBuilder) -> localkube::LocalKubeBuilder {
-    b.image(HELPER_IMAGE, "/bin/busybox")
+    // A busybox image, as the default helper image (busybox) is.
+    let dir = std::env::temp_dir().join(format!("cov-helper-image-{}", std::process::id()));
+    if !dir.join("index.json").exists() {
+        let busybox = toolchain::busybox().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = dir.with_extension(format!("{:?}", std::thread::current().id()));
+        ocilayout::Image::busybox(&busybox)
+            .and_then(|i| i.write_layout(&tmp))
+            .expect("writing the helper image");
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    b.image(HELPER_IMAGE, dir)
 }
 
 /// The ephemeral containers of the run's pods in `namespace`.

@@ -804,7 +804,10 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
         })
         .map(|(_, v)| v.parse().unwrap_or(443))
         .unwrap_or(443);
-    let home = user.as_ref().map(|u| u.home.clone()).unwrap_or_else(|_| "/".into());
+    let home = user
+        .as_ref()
+        .map(|u| u.home.clone())
+        .unwrap_or_else(|_| "/".into());
     let env = crate::pods::container_env(
         &draft,
         &pod.uid,

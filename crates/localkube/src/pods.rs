@@ -226,7 +226,12 @@ pub(crate) fn prepare(
     let mut volumes = BTreeMap::new();
     for v in draft.spec.volumes.iter().flatten() {
         let path = pod_dir.join("volumes").join(&v.name);
+        // The kubelet makes emptyDir folders 0777 (pkg/volume/emptydir/empty_dir.go).
         std::fs::create_dir_all(&path)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
+            })
             .map_err(|e| Error::io(format!("creating volume folder {}", path.display()), e))?;
         volumes.insert(v.name.clone(), path);
     }

@@ -24,8 +24,8 @@ fn start(
     build(
         LocalKube::builder(dir.join("kube"))
             .manifest(&web)
-            .image("example/sleeper", sleep_binary())
-            .image("busybox", "/bin/busybox"),
+            .image("example/sleeper", sleeper_image())
+            .image("busybox", sleeper_image()),
     )
     .start()
     .unwrap()
@@ -115,7 +115,7 @@ fn kubectl_debug_it_with_target_sees_the_target_processes() {
     );
     // PID 1 of the debug container's PID namespace is the target's program.
     assert!(
-        stdout.contains(&format!("{} infinity", sleep_binary().display())),
+        stdout.contains("/busybox/sleep infinity"),
         "stdout: {stdout}\nstderr: {stderr}"
     );
     let spec = kubectl_ok(

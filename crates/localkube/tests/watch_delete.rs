@@ -41,7 +41,7 @@ spec:
   containers:
     - name: app
       image: example/shell
-      command: ["/bin/sh", "-c", {script:?}]
+      command: ["/busybox/sh", "-c", {script:?}]
       lifecycle:
         preStop:
           {pre_stop}
@@ -58,7 +58,7 @@ fn start(dir: &std::path::Path, yaml: &str) -> LocalKube {
     let m = manifest(dir, "app.yaml", yaml);
     LocalKube::builder(dir.join("kube"))
         .manifest(&m)
-        .image("example/shell", "/bin/sh")
+        .image("example/shell", sleeper_image())
         .bookmark_interval(Duration::from_millis(200))
         .start()
         .unwrap()
@@ -73,7 +73,7 @@ fn kubectl_delete_runs_pre_stop_then_sigterm_then_sigkill_and_get_w_shows_it() {
         &shell_pod(
             "web",
             3,
-            r#"exec: {command: ["/bin/sh", "-c", "echo prestop-ran > /proc/1/fd/1"]}"#,
+            r#"exec: {command: ["/busybox/sh", "-c", "echo prestop-ran > /proc/1/fd/1"]}"#,
             "echo started; exec sleep infinity",
         ),
     );
@@ -184,7 +184,7 @@ async fn watches_are_dropped_resumed_bookmarked_and_answered_410_when_too_old() 
     let m = manifest(tmp.path(), "app.yaml", &yaml);
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .bookmark_interval(Duration::from_millis(200))
         .start()
         .unwrap();
@@ -304,7 +304,7 @@ fn deployments_replace_deleted_pods_and_roll_on_restart_and_apply() {
     let m = manifest(tmp.path(), "web.yaml", &yaml);
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
-        .image("example/sleeper", sleep_binary())
+        .image("example/sleeper", sleeper_image())
         .label("skaffold.dev/run-id", "r1")
         .start()
         .unwrap();
