@@ -313,3 +313,61 @@ fn coverage_overlay_holds_a_deleted_pod_with_a_native_sleep_and_leaves_time_to_f
     // main.go drains for up to 5 s after SIGTERM, then flushes.
     assert!(grace >= sleep + 5 + 5, "grace {grace}s vs preStop {sleep}s");
 }
+
+#[test]
+fn distroless_profile_ships_the_nonroot_image_with_the_same_hooks() {
+    let config = skaffold();
+    let find = |name: &str| {
+        config
+            .profiles
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("a `{name}` profile"))
+    };
+    let (coverage, distroless) = (find("coverage"), find("coverage-distroless"));
+    let [artifact] = distroless.build.artifacts.as_slice() else {
+        panic!("the coverage-distroless profile builds one artifact");
+    };
+    assert_eq!(
+        artifact.ko.from_image.as_deref(),
+        Some("gcr.io/distroless/static-debian12:nonroot")
+    );
+    assert_eq!(
+        artifact.ko.flags,
+        coverage.build.artifacts[0].ko.flags,
+        "the same coverage build flags"
+    );
+    let hooks = |p: &Profile| {
+        p.deploy
+            .kubectl
+            .as_ref()
+            .and_then(|k| k.hooks.as_ref())
+            .map(|h| {
+                h.after
+                    .iter()
+                    .map(|i| i.host.command.clone())
+                    .collect::<Vec<_>>()
+            })
+            .expect("hooks")
+    };
+    assert_eq!(hooks(distroless), hooks(coverage), "the hooks are unchanged");
+    assert_eq!(
+        distroless.manifests.kustomize.paths,
+        ["k8s/overlays/coverage-distroless"]
+    );
+    // The overlay keeps GOCOVERDIR on its emptyDir and states the image's uid,
+    // which the helper container copies.
+    let docs = kustomize("k8s/overlays/coverage-distroless");
+    let pod = &deployment(&docs)["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let app = pod["containers"]
+        .as_sequence()
+        .and_then(|c| c.iter().find(|c| c["name"] == "app"))
+        .expect("container `app`");
+    assert!(
+        app["env"]
+            .as_sequence()
+            .is_some_and(|e| e.iter().any(|e| e["name"] == "GOCOVERDIR"))
+    );
+}
