@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use covdata::names::is_counter_file;
+use hostile_text::{DEFAULT_CAP, cap};
 use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_with, program_missing};
 use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
@@ -67,12 +68,9 @@ pub struct CollectTotals {
     pub out: PathBuf,
 }
 
-/// Refusals that mean the pod sent something unsafe (not merely a stray file).
-fn unsafe_refusals(refused: &[Refused]) -> Vec<&Refused> {
-    refused
-        .iter()
-        .filter(|r| !r.reason.starts_with("not a Go coverage file") && r.reason != "directory")
-        .collect()
+/// Whether a refusal means the pod sent something unsafe (not merely a stray file).
+fn is_unsafe_refusal(r: &Refused) -> bool {
+    !r.reason.starts_with("not a Go coverage file") && r.reason != "directory"
 }
 
 /// Whether a tar exit 1 is only GNU tar's "file changed/removed" warning.
@@ -367,14 +365,23 @@ fn warnings(target: &Target, dir: &str, streamed: &Streamed) -> Vec<String> {
             target.restart_count
         ));
     }
-    for r in &x.refused {
-        warnings.push(format!("refused {:?}: {}", r.name, r.reason));
-    }
+    // One line per refused member, unsafe ones first, capped: a pod can hold
+    // thousands. The text is raw here (JSON carries it as is) and escaped
+    // when printed.
+    let (unsafe_first, stray): (Vec<&Refused>, Vec<&Refused>) =
+        x.refused.iter().partition(|r| is_unsafe_refusal(r));
+    let refused = unsafe_first
+        .into_iter()
+        .chain(stray)
+        .map(|r| format!("refused \"{}\": {}", r.name, r.reason))
+        .collect();
+    warnings.extend(cap(refused, DEFAULT_CAP, "refused archive member(s)"));
     if !x.counters_without_meta.is_empty() {
+        let names = cap(x.counters_without_meta.clone(), DEFAULT_CAP, "file(s)");
         warnings.push(format!(
             "{} counter file(s) without their meta file (covmeta.*), which coverage tools will skip: {}",
             x.counters_without_meta.len(),
-            x.counters_without_meta.join(", ")
+            names.join(", ")
         ));
     }
     if x.files() == 0 && x.error.is_none() && x.taken_earlier.is_empty() {
@@ -412,7 +419,7 @@ fn verdict(streamed: &Streamed, status_ok: bool, elapsed: Duration) -> (State, S
         elapsed.as_secs_f64()
     );
     let tar_failure = || format!("{}{}", finished.status, stderr_suffix(&finished.stderr));
-    let unsafe_members = unsafe_refusals(&x.refused);
+    let unsafe_members = x.refused.iter().filter(|r| is_unsafe_refusal(r)).count();
     if let Some(err) = &x.error {
         let status = if status_ok {
             String::new()
@@ -425,13 +432,10 @@ fn verdict(streamed: &Streamed, status_ok: bool, elapsed: Duration) -> (State, S
             State::Failed,
             format!("tar failed: {} (kept: {summary})", tar_failure()),
         )
-    } else if !unsafe_members.is_empty() {
+    } else if unsafe_members > 0 {
         (
             State::Failed,
-            format!(
-                "refused {} unsafe archive member(s) (see warnings); {summary}",
-                unsafe_members.len()
-            ),
+            format!("refused {unsafe_members} unsafe archive member(s) (see warnings); {summary}"),
         )
     } else if x.taken_earlier.is_empty() {
         (State::Ok, summary)
