@@ -148,6 +148,45 @@ fn skaffold_yaml_is_current_schema() {
     );
 }
 
+/// The first Skaffold release that reads each schema the example may use
+/// (v4beta13: GoogleContainerTools/skaffold#9741, released in v2.15.0).
+const FIRST_RELEASE: &[(&str, (u32, u32, u32))] = &[("skaffold/v4beta13", (2, 15, 0))];
+
+#[test]
+fn example_readme_states_the_skaffold_release_its_schema_needs() {
+    let config = skaffold();
+    let (_, needed) = FIRST_RELEASE
+        .iter()
+        .find(|(schema, _)| *schema == config.api_version)
+        .unwrap_or_else(|| {
+            panic!(
+                "add {} and the Skaffold release that first shipped it to FIRST_RELEASE",
+                config.api_version
+            )
+        });
+    let readme = std::fs::read_to_string(example().join("README.md")).expect("example README");
+    let line = readme
+        .lines()
+        .find(|l| l.contains("[Skaffold](https://skaffold.dev) v"))
+        .expect("the README names a minimum Skaffold version");
+    let stated: Vec<u32> = line
+        .split("https://skaffold.dev) v")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|v| v.split('.').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    let stated = (
+        stated.first().copied().unwrap_or(0),
+        stated.get(1).copied().unwrap_or(0),
+        stated.get(2).copied().unwrap_or(0),
+    );
+    assert!(
+        stated >= *needed,
+        "the example README says Skaffold {stated:?} or newer, but {} first shipped in {needed:?}",
+        config.api_version
+    );
+}
+
 #[test]
 fn base_config_builds_without_coverage_and_has_no_hooks() {
     let config = skaffold();
