@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use covdata::names::is_counter_file;
 use hostile_text::{DEFAULT_CAP, cap};
-use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_with, program_missing};
+use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_with, path_missing, program_missing};
 use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
 use runpods::targets::{CoverDir, Target};
@@ -310,6 +310,9 @@ async fn stream_archive(
     if program_missing(&finished.status, &finished.stderr) && received == 0 {
         return Err(Failed::TarMissing);
     }
+    if received == 0 && path_missing(&finished.stderr, dir) {
+        return Err(Failed::Other(folder_missing(dir)));
+    }
     if !(matches!(finished.status, ExitStatus::Code { code } if code != 0) && received == 0) {
         return Ok(Streamed {
             finished,
@@ -330,6 +333,13 @@ async fn stream_archive(
         finished,
         fell_back: true,
     })
+}
+
+/// The message for a coverage folder that is not in the container.
+pub fn folder_missing(dir: &str) -> String {
+    format!(
+        "the coverage folder {dir} does not exist in the container: GOCOVERDIR must name a folder the service can write, usually an emptyDir volume mounted there (check the pod's volumeMounts), or pass --remote-dir"
+    )
 }
 
 /// Copy extraction's facts into the JSON details.

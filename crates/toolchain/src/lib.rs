@@ -131,6 +131,12 @@ pub fn xmllint() -> Result<PathBuf, Missing> {
     system_tool("xmllint")
 }
 
+/// `busybox` (Debian `busybox-static`): the toolbox of busybox and
+/// distroless `:debug` images, whose applets tests put in a container's `PATH`.
+pub fn busybox() -> Result<PathBuf, Missing> {
+    system_tool("busybox")
+}
+
 /// Headless-capable `chromium` (Debian `chromium`).
 pub fn chromium() -> Result<PathBuf, Missing> {
     system_tool("chromium")

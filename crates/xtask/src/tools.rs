@@ -22,13 +22,15 @@ pub fn install() -> Result<()> {
 
 /// The programs the report-format tests check our output with: genhtml and
 /// lcov (Debian `lcov`), xmllint (`libxml2-utils`), headless `chromium`, and
-/// `pycobertura` from PyPI in the tools venv. apt runs only for what is missing.
+/// `pycobertura` from PyPI in the tools venv; `busybox` (`busybox-static`),
+/// the toolbox of the busybox images the pod tests model. apt runs only for what is missing.
 fn install_report_consumers(dir: &Path) -> Result<()> {
     let debian = [
         ("genhtml", "lcov"),
         ("lcov", "lcov"),
         ("xmllint", "libxml2-utils"),
         ("chromium", "chromium"),
+        ("busybox", "busybox-static"),
     ];
     let mut missing: Vec<&str> = debian
         .iter()
@@ -37,7 +39,7 @@ fn install_report_consumers(dir: &Path) -> Result<()> {
         .collect();
     missing.dedup();
     if missing.is_empty() {
-        println!("tools: lcov, libxml2-utils, chromium already installed");
+        println!("tools: lcov, libxml2-utils, chromium, busybox already installed");
     } else {
         println!("tools: installing {} with apt-get", missing.join(", "));
         run(
