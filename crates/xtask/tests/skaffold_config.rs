@@ -372,8 +372,7 @@ fn distroless_profile_ships_the_nonroot_image_with_the_same_hooks() {
         Some("gcr.io/distroless/static-debian12:nonroot")
     );
     assert_eq!(
-        artifact.ko.flags,
-        coverage.build.artifacts[0].ko.flags,
+        artifact.ko.flags, coverage.build.artifacts[0].ko.flags,
         "the same coverage build flags"
     );
     let hooks = |p: &Profile| {
@@ -389,7 +388,11 @@ fn distroless_profile_ships_the_nonroot_image_with_the_same_hooks() {
             })
             .expect("hooks")
     };
-    assert_eq!(hooks(distroless), hooks(coverage), "the hooks are unchanged");
+    assert_eq!(
+        hooks(distroless),
+        hooks(coverage),
+        "the hooks are unchanged"
+    );
     assert_eq!(
         distroless.manifests.kustomize.paths,
         ["k8s/overlays/coverage-distroless"]
