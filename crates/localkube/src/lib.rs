@@ -69,7 +69,9 @@ mod lifecycle;
 mod manifest;
 mod patch;
 mod pods;
+mod rbac;
 mod server;
+mod stall;
 mod state;
 mod status;
 mod sys;
@@ -86,6 +88,7 @@ use std::time::Duration;
 pub use auth::{ADMIN_USER, MASTERS_GROUP, UserInfo};
 pub use error::Error;
 pub use fault::Fault;
+pub use stall::Stall;
 pub use state::PORTS_ANNOTATION;
 pub use tls::Validity;
 
@@ -143,6 +146,7 @@ pub struct LocalKubeBuilder {
     ephemeral_containers: bool,
     restricted_namespaces: Vec<String>,
     token_file: Option<PathBuf>,
+    rbac: Vec<PathBuf>,
 }
 
 impl LocalKubeBuilder {
@@ -150,6 +154,15 @@ impl LocalKubeBuilder {
     /// format: `token,user,uid[,"group1,group2"]` per line.
     pub fn token_file(mut self, path: impl AsRef<Path>) -> Self {
         self.token_file = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Load `Role`, `ClusterRole`, `RoleBinding` and `ClusterRoleBinding` objects
+    /// from this YAML file (repeatable). Once any binding is loaded, every request
+    /// is authorized by RBAC as the API server does (`system:masters`, the admin
+    /// kubeconfig's group, may do everything); without, every authenticated user may.
+    pub fn rbac(mut self, path: impl AsRef<Path>) -> Self {
+        self.rbac.push(path.as_ref().to_path_buf());
         self
     }
 
@@ -285,6 +298,7 @@ impl LocalKube {
             ephemeral_containers: true,
             restricted_namespaces: Vec::new(),
             token_file: None,
+            rbac: Vec::new(),
         }
     }
 
@@ -393,6 +407,10 @@ impl LocalKube {
             auth.load_token_file(path)?;
         }
         let tls_config = identity.server_config(auth.handshake_verifier())?;
+        let mut policy = rbac::Policy::default();
+        for path in &b.rbac {
+            policy.load(path)?;
+        }
         let listener = std::net::TcpListener::bind(("127.0.0.1", b.port))
             .map_err(|e| Error::io(format!("listening on 127.0.0.1:{}", b.port), e))?;
         let addr = listener
@@ -415,6 +433,8 @@ impl LocalKube {
             spawner,
             token: identity.token.clone(),
             auth,
+            stall: Mutex::new(None),
+            rbac: policy,
             runtime: runtime.handle().clone(),
             images: b.images.clone(),
             ephemeral_enabled: b.ephemeral_containers,
@@ -539,6 +559,12 @@ impl LocalKube {
         validity: Validity,
     ) -> Result<(String, String), Error> {
         tls::client_certificate(&self.issuer, user, groups, validity)
+    }
+
+    /// Make the whole API server stall (`Some`) or answer again (`None`).
+    /// Connections held by [`Stall::Accept`] stay silent until shutdown.
+    pub fn set_stall(&self, stall: Option<Stall>) {
+        *self.cluster.stall.lock().unwrap_or_else(|p| p.into_inner()) = stall;
     }
 
     /// Every pod, as the API currently reports it.

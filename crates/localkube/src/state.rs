@@ -165,6 +165,10 @@ pub(crate) struct Cluster {
     pub token: String,
     /// Tokens and client certificates accepted, and whose they are.
     pub auth: crate::auth::Authenticator,
+    /// Set by [`crate::LocalKube::set_stall`].
+    pub stall: Mutex<Option<crate::stall::Stall>>,
+    /// RBAC objects; empty means every authenticated user may do everything.
+    pub rbac: crate::rbac::Policy,
     pub runtime: tokio::runtime::Handle,
     /// The image map, for ephemeral containers added at run time.
     pub images: BTreeMap<String, PathBuf>,

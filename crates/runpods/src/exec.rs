@@ -142,6 +142,11 @@ pub enum ExecError {
         #[source]
         source: kube::Error,
     },
+    /// RBAC refused the exec (403): what is missing and how to check it.
+    #[error(
+        "exec refused: HTTP 403 {message}: the tools need \"create\" and \"get\" on \"pods/exec\" (see hooks/rbac/); check with: {can_i}"
+    )]
+    Forbidden { message: String, can_i: String },
     #[error("timed out after {0:?}")]
     TimedOut(Duration),
 }
@@ -161,6 +166,7 @@ impl ExecError {
                     ),
                 ..
             } => Some(code.as_u16()),
+            ExecError::Forbidden { .. } => Some(403),
             _ => None,
         }
     }
@@ -258,7 +264,25 @@ where
             api.exec(&spec.pod, spec.argv.clone(), &params)
         })
         .await;
-        let mut process = connected.map_err(|source| ExecError::Connect { attempts, source })?;
+        let mut process = connected.map_err(|source| {
+            let refused = ExecError::Connect { attempts, source };
+            if refused.http_code() != Some(403) {
+                return refused;
+            }
+            let message = match &refused {
+                ExecError::Connect {
+                    source: kube::Error::Api(s),
+                    ..
+                } => s.message.clone(),
+                _ => "Forbidden".into(),
+            };
+            // kube-apiserver 1.35 checks both for a WebSocket exec
+            // (AuthorizePodWebsocketUpgradeCreatePermission, kubernetes#134577).
+            ExecError::Forbidden {
+                message: crate::cluster::one_line(&message),
+                can_i: crate::cluster::can_i_all(&spec.namespace),
+            }
+        })?;
         // kube closes stdout/stderr only when its loop ends normally; when the
         // connection breaks (no status, no close frame) the pipes stay open. So
         // the end of the loop is watched through the status future, which
