@@ -28,6 +28,11 @@ pub struct Options {
     /// are replaced on each run. Default: `demo/` in the Cargo target folder.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// The Skaffold profile to run: `coverage`, or `coverage-distroless` (the
+    /// service on a no-shell nonroot image; the tools then use a helper
+    /// container).
+    #[arg(long, default_value = "coverage", value_name = "NAME")]
+    pub profile: String,
 }
 
 #[cfg(target_os = "linux")]

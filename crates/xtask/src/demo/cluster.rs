@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 /// before it runs `after` deploy hooks).
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
+/// The repository of the tools' default `--helper-image`, and what runs it here.
+const HELPER_IMAGE: &str = "docker.io/library/busybox";
+const HELPER_BUSYBOX: &str = "/bin/busybox";
+
 pub struct Pod {
     pub namespace: String,
     pub name: String,
@@ -41,6 +45,8 @@ impl Cluster {
         let kube = localkube::LocalKube::builder(dir)
             .manifest(manifest)
             .image(image, binary)
+            // The tools' default --helper-image, for images without kill/ls/tar.
+            .image(HELPER_IMAGE, HELPER_BUSYBOX)
             .label("skaffold.dev/run-id", run_id)
             .start()
             .context("starting localkube")?;
@@ -76,6 +82,19 @@ impl Cluster {
         self.kube.services()
     }
 
+    /// `ns/pod: name` of every ephemeral (helper) container in the pods.
+    pub fn helpers(&self) -> Vec<String> {
+        self.kube
+            .pods()
+            .iter()
+            .flat_map(|p| {
+                p.ephemeral_containers
+                    .iter()
+                    .map(move |c| format!("{}/{}: {}", p.namespace, p.name, c.name))
+            })
+            .collect()
+    }
+
     pub fn kubeconfig(&self) -> &Path {
         self.kube.kubeconfig()
     }
@@ -86,7 +105,15 @@ impl Cluster {
 
     /// Stops every pod and the API server, then checks that no container
     /// process outlived it. Returns how many processes were stopped.
-    pub fn stop(self) -> Result<usize> {
+    pub fn stop(mut self) -> Result<usize> {
+        // Helper containers the tools added are pod processes too.
+        let helpers: Vec<i32> = self
+            .kube
+            .pods()
+            .iter()
+            .flat_map(|p| p.ephemeral_containers.iter().filter_map(|c| c.pid))
+            .collect();
+        self.pids.extend(helpers);
         self.kube.shutdown();
         let left: Vec<i32> = self
             .pids

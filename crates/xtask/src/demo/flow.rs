@@ -11,10 +11,6 @@ use crate::tools::run as run_cmd;
 
 /// The example the demo runs, relative to the workspace root.
 const EXAMPLE: &str = "examples/go-integration-coverage";
-/// The Skaffold profile whose hooks the demo runs.
-const PROFILE: &str = "coverage";
-/// The overlay that profile deploys, relative to the example.
-const OVERLAY: &str = "k8s/overlays/coverage";
 /// The image name the manifests use for the service (ko builds it in Skaffold).
 const IMAGE: &str = "greeter";
 /// The tools the hooks call, built from this workspace.
@@ -84,12 +80,14 @@ pub fn run(opts: Options) -> Result<()> {
         .current_dir(&project);
     run_cmd(&mut go, "go build -cover -covermode=atomic")?;
 
+    let profile = opts.profile.as_str();
+    let overlay = hooks::overlay(&project.join("skaffold.yaml"), profile)?;
     let manifests = work.join("manifests.yaml");
     steps.say(format!(
-        "rendering {OVERLAY} with kubectl kustomize into {}",
+        "rendering {overlay} (profile {profile}) with kubectl kustomize into {}",
         manifests.display()
     ));
-    render_overlay(&project.join(OVERLAY), &manifests)?;
+    render_overlay(&project.join(&overlay), &manifests)?;
 
     let run_id = new_run_id();
     steps.say(format!(
@@ -115,7 +113,7 @@ pub fn run(opts: Options) -> Result<()> {
         );
     }
 
-    let hooks = hooks::after_deploy(&project.join("skaffold.yaml"), PROFILE)?;
+    let hooks = hooks::after_deploy(&project.join("skaffold.yaml"), profile)?;
     let env = hook_env(&cluster, &run_id, &project, &tool_dir)?;
     for (i, hook) in hooks.iter().enumerate() {
         if !hook.runs_here() {
@@ -135,6 +133,16 @@ pub fn run(opts: Options) -> Result<()> {
             hook.display()
         ));
         hooks::run(hook, &project, &env)?;
+    }
+
+    let helpers = cluster.helpers();
+    if helpers.is_empty() {
+        println!("         no helper containers: the tools exec'd in the service's container");
+    } else {
+        println!(
+            "         helper containers the tools added (ephemeral, they stay until the pod is replaced): {}",
+            helpers.join(", ")
+        );
     }
 
     let reports = project.join("reports");

@@ -25,6 +25,35 @@ impl HostHook {
     }
 }
 
+/// The first kustomize path the profile renders (`manifests.kustomize.paths`).
+pub fn overlay(skaffold_yaml: &Path, profile: &str) -> Result<String> {
+    let text = std::fs::read_to_string(skaffold_yaml)
+        .with_context(|| format!("reading {}", skaffold_yaml.display()))?;
+    let doc: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not valid YAML", skaffold_yaml.display()))?;
+    doc.get("profiles")
+        .and_then(Value::as_sequence)
+        .and_then(|profiles| {
+            profiles
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(profile))
+        })
+        .and_then(|p| {
+            p.get("manifests")?
+                .get("kustomize")?
+                .get("paths")?
+                .get(0)?
+                .as_str()
+        })
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "{} profile {profile:?}: no such profile, or no manifests.kustomize.paths",
+                skaffold_yaml.display()
+            )
+        })
+}
+
 /// The host hooks under `deploy.kubectl.hooks.after` of profile `profile`.
 pub fn after_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>> {
     let text = std::fs::read_to_string(skaffold_yaml)
