@@ -345,18 +345,14 @@ fn measure_helper(
     tools: &(PathBuf, PathBuf),
     pods: usize,
 ) -> Result<HelperRow> {
-    let busybox = Path::new("/bin/busybox");
-    ensure!(
-        busybox.is_file(),
-        "the helper row needs busybox at /bin/busybox (Debian package busybox)"
-    );
+    let busybox = toolchain::busybox()?;
     let dir = work.join(format!("helper{pods}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let kube = localkube::LocalKube::builder(dir.join("kube"))
         .manifest(manifest(&dir, pods)?)
         .image(IMAGE, service)
-        .image(HELPER_IMAGE, busybox)
+        .image(HELPER_IMAGE, &busybox)
         .label("skaffold.dev/run-id", RUN_ID)
         .context("bench")
         .start()

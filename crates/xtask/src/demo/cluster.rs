@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 /// before it runs `after` deploy hooks).
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
-/// The repository of the tools' default `--helper-image`, and what runs it here.
+/// The repository of the tools' default `--helper-image` (busybox runs it here).
 const HELPER_IMAGE: &str = "docker.io/library/busybox";
-const HELPER_BUSYBOX: &str = "/bin/busybox";
 
 pub struct Pod {
     pub namespace: String,
@@ -46,7 +45,7 @@ impl Cluster {
             .manifest(manifest)
             .image(image, binary)
             // The tools' default --helper-image, for images without kill/ls/tar.
-            .image(HELPER_IMAGE, HELPER_BUSYBOX)
+            .image(HELPER_IMAGE, toolchain::busybox()?)
             .label("skaffold.dev/run-id", run_id)
             .start()
             .context("starting localkube")?;
