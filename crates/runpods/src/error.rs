@@ -61,7 +61,10 @@ pub enum Error {
     },
     #[error("invalid --selector {selector:?}: {message}")]
     Selector { selector: String, message: String },
-    #[error("cannot list pods in {scope} of context {context:?}: {source}")]
+    #[error(
+        "cannot list pods in {scope} of context {context:?}: {}",
+        crate::exec::describe_kube_error(source)
+    )]
     List {
         scope: String,
         context: String,
