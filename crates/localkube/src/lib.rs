@@ -616,7 +616,17 @@ impl LocalKube {
     /// End every open watch stream, as a restarted API server or an idle proxy
     /// does; clients resume from their last resourceVersion.
     pub fn drop_watches(&self) {
-        self.cluster.lock().watch.drop_watches();
+        self.cluster.lock().watch.drop_watches(false);
+    }
+
+    /// Forget the history and end every open watch with a `410 Gone` ERROR
+    /// event, as the API server does to a watcher that fell out of its watch
+    /// cache's window: clients must re-list.
+    pub fn expire_watches(&self) {
+        let mut inner = self.cluster.lock();
+        let rv = inner.resource_version;
+        inner.watch.compact(rv);
+        inner.watch.drop_watches(true);
     }
 
     /// Forget the pods' change history up to now, as etcd compaction does: a

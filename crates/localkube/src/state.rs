@@ -291,6 +291,14 @@ impl PodState {
         if let Some(p) = &self.faults.phase {
             return p.clone();
         }
+        // Created but not started yet: the kubelet reports ContainerCreating.
+        if self
+            .containers
+            .iter()
+            .any(|c| matches!(&c.run, Run::Ended(e) if e.reason == "NotStarted"))
+        {
+            return "Pending".into();
+        }
         let running = self
             .containers
             .iter()

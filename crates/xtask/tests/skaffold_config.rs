@@ -412,4 +412,63 @@ fn distroless_profile_ships_the_nonroot_image_with_the_same_hooks() {
             .as_sequence()
             .is_some_and(|e| e.iter().any(|e| e["name"] == "GOCOVERDIR"))
     );
+
+fn dev_profile_follows_the_pods_across_redeploys() {
+    let text = std::fs::read_to_string(example().join("skaffold.yaml")).expect("skaffold.yaml");
+    let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    let dev = config["profiles"]
+        .as_sequence()
+        .and_then(|p| p.iter().find(|p| p["name"] == "dev"))
+        .expect("a dev profile");
+    assert_eq!(
+        dev["manifests"]["kustomize"]["paths"][0], "k8s/overlays/coverage",
+        "the dev profile deploys the overlay with the preStop hold"
+    );
+    let fragment: serde_yaml::Value =
+        read_yaml(&toolchain::workspace_root().join("hooks/kubectl-dev.yaml"));
+    for (hooks, origin) in [
+        (
+            &dev["deploy"]["kubectl"]["hooks"],
+            "skaffold.yaml profile dev",
+        ),
+        (&fragment["kubectl"]["hooks"], "hooks/kubectl-dev.yaml"),
+    ] {
+        let command = |h: &serde_yaml::Value| -> Vec<String> {
+            h["host"]["command"]
+                .as_sequence()
+                .expect("a host command")
+                .iter()
+                .map(|a| a.as_str().expect("a string").to_string())
+                .collect()
+        };
+        let before: Vec<Vec<String>> = hooks["before"]
+            .as_sequence()
+            .expect("before hooks")
+            .iter()
+            .map(command)
+            .collect();
+        let after: Vec<Vec<String>> = hooks["after"]
+            .as_sequence()
+            .expect("after hooks")
+            .iter()
+            .map(command)
+            .collect();
+        assert_eq!(before.len(), 1, "{origin}");
+        let start = &before[0];
+        assert_eq!(start[0], "cov-collect", "{origin}");
+        for flag in ["--follow", "--detach", "--pid-file"] {
+            assert!(
+                start.iter().any(|a| a == flag),
+                "{origin}: {start:?} lacks {flag}"
+            );
+        }
+        let pid_file = &start[start.iter().position(|a| a == "--pid-file").unwrap() + 1];
+        let programs: Vec<&str> = after.iter().map(|c| c[0].as_str()).collect();
+        assert_eq!(programs, ["go", "cov-collect", "cov-report"], "{origin}");
+        assert_eq!(
+            after[1][1..],
+            ["--stop".to_string(), "--pid-file".into(), pid_file.clone()],
+            "{origin}"
+        );
+    }
 }
