@@ -526,7 +526,9 @@ async fn collect_pod(
             // What earlier flushes (or an exit) wrote is still worth taking.
             tracing::warn!(target = %t.label(), "signal failed: {}", signalled.message);
         }
-        let got = collect_one(client, t, &opts.collect, BTreeSet::new()).await.outcome;
+        let got = collect_one(client, t, &opts.collect, BTreeSet::new())
+            .await
+            .outcome;
         if got.state == State::Failed {
             return Err(format!("{}: {}", t.container, got.message));
         }
