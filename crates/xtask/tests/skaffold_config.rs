@@ -412,7 +412,9 @@ fn distroless_profile_ships_the_nonroot_image_with_the_same_hooks() {
             .as_sequence()
             .is_some_and(|e| e.iter().any(|e| e["name"] == "GOCOVERDIR"))
     );
+}
 
+#[test]
 fn dev_profile_follows_the_pods_across_redeploys() {
     let text = std::fs::read_to_string(example().join("skaffold.yaml")).expect("skaffold.yaml");
     let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
