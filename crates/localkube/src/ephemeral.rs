@@ -660,6 +660,7 @@ fn start(cluster: &Arc<Cluster>, ns: &str, pod_name: &str, name: &str) {
     let Prepared {
         run,
         target,
+        net,
         stdin_pipe,
     } = match prepared {
         Ok(p) => p,
@@ -682,7 +683,7 @@ fn start(cluster: &Arc<Cluster>, ns: &str, pod_name: &str, name: &str) {
         None => (None, None),
     };
     let started =
-        container::start_with_stdin(&cluster.spawner, cluster.mode, &run.spec, target, stdin_r);
+        container::start_with_stdin(&cluster.spawner, &run.spec, target, net, stdin_r);
     let mut run = run;
     match started {
         Ok(process) => {
@@ -719,6 +720,8 @@ struct Prepared {
     run: ContainerRun,
     /// The PID namespace to join: the target's, or the pod's shared one.
     target: Option<OwnedFd>,
+    /// The pod's network, which ephemeral containers share like the others.
+    net: crate::sys::netns::Join,
     stdin_pipe: Option<(OwnedFd, OwnedFd)>,
 }
 
@@ -785,7 +788,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
         })
         .map(|(_, v)| v.parse().unwrap_or(443))
         .unwrap_or(443);
-    let env = crate::pods::container_env(&pod.draft(), &pod.uid, &as_container, None, api_port);
+    let env = crate::pods::container_env(&pod.draft(), &pod.uid, &as_container, pod.ip, api_port);
     let run = ContainerRun {
         name: name.to_string(),
         image,
@@ -841,6 +844,11 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
             "joining another container's PID namespace needs localkube to run as root".into(),
         ));
     }
+    let net = match pod.network.as_ref().map(|n| n.join()) {
+        Some(Ok(net)) => net,
+        Some(Err(e)) => return Err(fail(run, format!("duplicating a pidfd: {e}"))),
+        None => return Err(fail(run, "the pod has no network namespace".into())),
+    };
     let stdin_pipe = if ec.stdin == Some(true) {
         match crate::sys::process::pipe() {
             Ok(p) => Some(p),
@@ -852,6 +860,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
     Ok(Prepared {
         run,
         target,
+        net,
         stdin_pipe,
     })
 }

@@ -20,10 +20,14 @@
 //!   bind-mounted at its `mountPath`. The image map says which host executable
 //!   an image runs. Output goes to
 //!   `DIR/pods/<ns>_<pod>/containers/<name>/output.log`.
-//! * **Ports**: pods share the host network. A container that declares a
-//!   `containerPort` gets a free host port, passed to it as `PORT` (overriding the
-//!   spec) and reported as the first port's `hostPort`, in the annotation
-//!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`]; `podIP` is `127.0.0.1`.
+//! * **Network**: each pod has its own network namespace, shared by its
+//!   containers, with `lo` up and the pod's own address (`10.244.x.y`, its
+//!   `podIP`) on it; the host's interfaces and routes are never touched, so pods
+//!   are not reachable from the host or from each other, only through
+//!   port-forwarding. On request ([`LocalKubeBuilder::publish_ports`]) the first
+//!   declared `containerPort` of each container is also published on a free
+//!   host port: reported as that port's `hostPort`, in the annotation
+//!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`].
 //! * **Services** in the manifests are served as objects (get, list), so a
 //!   rendered app deploys whole; nothing routes traffic through them.
 //! * **Faults** on demand, per pod: see [`Fault`].
@@ -70,6 +74,7 @@ mod manifest;
 mod patch;
 mod pods;
 mod rbac;
+mod publish;
 mod server;
 mod stall;
 mod state;
@@ -107,7 +112,7 @@ pub struct ContainerInfo {
     pub exit_code: Option<i32>,
     /// Host PID of the container's PID 1 while it runs.
     pub pid: Option<i32>,
-    /// Host port given to this container (as `PORT`), if it declares a port.
+    /// Host port its first declared port is published on ([`LocalKubeBuilder::publish_ports`]).
     pub host_port: Option<u16>,
     /// Where its stdout and stderr go.
     pub log_file: PathBuf,
@@ -122,8 +127,10 @@ pub struct PodInfo {
     pub phase: String,
     pub labels: BTreeMap<String, String>,
     pub containers: Vec<ContainerInfo>,
-    /// Where the pod's (first declared) port is reachable from the host.
+    /// Where the pod's (first declared) port is published on the host, if it is.
     pub address: Option<SocketAddr>,
+    /// The pod's own address (`status.podIP`), inside its network namespace.
+    pub ip: std::net::Ipv4Addr,
     /// Host folder of each `emptyDir` volume, by volume name.
     pub volumes: BTreeMap<String, PathBuf>,
     /// Host PID of the pause process when the pod shares its process namespace.
@@ -147,6 +154,7 @@ pub struct LocalKubeBuilder {
     restricted_namespaces: Vec<String>,
     token_file: Option<PathBuf>,
     rbac: Vec<PathBuf>,
+    publish_ports: bool,
 }
 
 impl LocalKubeBuilder {
@@ -225,6 +233,14 @@ impl LocalKubeBuilder {
         self
     }
 
+    /// Publish the first declared `containerPort` of every container on a free
+    /// host port (see [`PodInfo::address`]). Off by default: like a cluster,
+    /// localkube then exposes pods only through port-forwarding.
+    pub fn publish_ports(mut self, on: bool) -> Self {
+        self.publish_ports = on;
+        self
+    }
+
     /// How long containers get between SIGTERM and SIGKILL at shutdown (default 500 ms).
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -299,6 +315,7 @@ impl LocalKube {
             restricted_namespaces: Vec::new(),
             token_file: None,
             rbac: Vec::new(),
+            publish_ports: false,
         }
     }
 
@@ -472,6 +489,7 @@ impl LocalKube {
                 dir: dir.clone(),
                 images: b.images.clone(),
                 api_port: addr.port(),
+                publish_ports: b.publish_ports,
             }),
             stopped: false,
         };
@@ -479,14 +497,15 @@ impl LocalKube {
             .into_iter()
             .map(|(_, svc)| state::stamp_service(svc))
             .collect();
-        let mut held_ports = Vec::new();
+        let mut published = Vec::new();
         for d in &drafts {
-            let pod = pods::prepare(d, &dir, &b.images, addr.port(), &mut held_ports)?;
+            let publish = b.publish_ports.then_some(&mut published);
             let mut inner = kube.cluster.lock();
+            let ip = state::free_pod_ip(&inner)?;
+            let pod = pods::prepare(d, &dir, &b.images, addr.port(), ip, publish)?;
             inner.pods.push(pod);
             inner.bump();
         }
-        drop(held_ports);
         let names: Vec<(String, String, bool, Vec<String>)> = kube
             .cluster
             .lock()
@@ -502,6 +521,7 @@ impl LocalKube {
             })
             .collect();
         for (ns, pod, shared, containers) in names {
+            pods::start_network(&kube.cluster, &ns, &pod)?;
             if shared {
                 pods::start_pause(&kube.cluster, &ns, &pod)?;
             }
@@ -510,6 +530,7 @@ impl LocalKube {
             }
         }
         deployments::spawn_controller(&kube.cluster);
+        publish::spawn_all(&kube.cluster, published);
         tracing::info!(url = %kube.server_url, context = %kube.context, "localkube is up");
         Ok(kube)
     }
@@ -579,6 +600,7 @@ impl LocalKube {
                 phase: p.phase(),
                 labels: p.labels.clone(),
                 address: p.address(),
+                ip: p.ip,
                 volumes: p.volumes.clone(),
                 pause_pid: p.pause.as_ref().map(|p| p.pid),
                 ephemeral_containers: p
@@ -593,7 +615,7 @@ impl LocalKube {
     }
 
     /// Every Service, as (namespace, name). They are API objects only: pods
-    /// share the host network and nothing routes traffic through a Service.
+    /// have their own networks and nothing routes traffic through a Service.
     pub fn services(&self) -> Vec<(String, String)> {
         self.cluster
             .lock()
@@ -703,6 +725,10 @@ impl LocalKube {
         for p in pauses {
             let _ = p.signal(libc::SIGKILL);
             let _ = p.wait();
+        }
+        // Network holders go when the last forwarded connection lets go of them.
+        for p in self.cluster.lock().pods.iter_mut() {
+            p.network = None;
         }
         let _ = tx.send(());
         let _ = thread.join();

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::jiff::Timestamp;
 
 use crate::sys::container::ContainerSpec;
+use crate::sys::netns::PodNetwork;
 use crate::sys::{ChildProcess, Mode, Spawner};
 
 /// The node name pods report.
@@ -85,6 +86,10 @@ pub(crate) struct PodState {
     pub containers: Vec<ContainerRun>,
     /// PID 1 of the pod's shared PID namespace (`shareProcessNamespace: true`).
     pub pause: Option<Arc<ChildProcess>>,
+    /// The pod's address inside its own network namespace.
+    pub ip: std::net::Ipv4Addr,
+    /// The pod's network namespace, once created.
+    pub network: Option<Arc<PodNetwork>>,
     pub faults: Faults,
     /// Set by a DELETE: the pod is terminating (see [`crate::lifecycle`]).
     pub deletion: Option<crate::lifecycle::Deletion>,
@@ -145,6 +150,17 @@ impl Inner {
             .record(self.resource_version, &self.pods)
             .max(self.resource_version + 1);
     }
+}
+
+/// The lowest free pod address in `10.244.0.0/16` (flannel's default pod
+/// network), skipping `.0`, `.1` and `.255` of each /24; a deleted pod's
+/// address is free again, as with a CNI plugin's IPAM.
+pub(crate) fn free_pod_ip(inner: &Inner) -> Result<std::net::Ipv4Addr, crate::Error> {
+    let used: std::collections::HashSet<_> = inner.pods.iter().map(|p| p.ip).collect();
+    (0u8..=255)
+        .flat_map(|block| (2u8..=254).map(move |host| std::net::Ipv4Addr::new(10, 244, block, host)))
+        .find(|ip| !used.contains(ip))
+        .ok_or_else(|| crate::Error::Config("no free pod address left in 10.244.0.0/16".into()))
 }
 
 /// What the API server adds to a Service when it is created.
@@ -432,14 +448,13 @@ impl PodState {
                 cond("PodScheduled", true, None),
             ]
         };
-        let ip = (!pending).then(|| "127.0.0.1".to_string());
+        let host_ip = (!pending).then(|| "127.0.0.1".to_string());
+        let ip = (!pending).then(|| self.ip.to_string());
         let status = PodStatus {
             phase: Some(phase.clone()),
             conditions: Some(conditions),
-            host_ip: ip.clone(),
-            host_ips: ip
-                .clone()
-                .map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]),
+            host_ip: host_ip.clone(),
+            host_ips: host_ip.map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]),
             pod_ip: ip.clone(),
             pod_ips: ip.map(|ip| vec![PodIP { ip }]),
             start_time: (!pending).then(|| time(self.created)),

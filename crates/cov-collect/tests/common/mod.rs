@@ -170,7 +170,9 @@ pub fn start_with(
         localkube::LocalKube::builder(dir.path().join("kube"))
             .image(IMAGE, go_service("atomic"))
             .label("skaffold.dev/run-id", RUN_ID)
-            .context("localkube-test"),
+            .context("localkube-test")
+            // The tests drive traffic straight at each pod.
+            .publish_ports(true),
     );
     for (path, ns, labels) in manifests {
         b = b.manifest_with(path, *ns, labels.clone());

@@ -13,12 +13,13 @@
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+use super::netns::{Join, clone_joined};
 use super::process::{
-    CStringArray, ChildProcess, Mode, child_fail, child_write, clone3, cstring, errno, pipe,
+    CStringArray, ChildProcess, child_fail, child_write, clone3, cstring, errno, pipe,
 };
 use super::spawner::Spawner;
 
@@ -66,10 +67,6 @@ enum Op {
     PivotInto(CString),
     Chdir(CString),
     Hostname(CString),
-    WriteFile {
-        path: CString,
-        data: Vec<u8>,
-    },
 }
 
 /// The ops and a description of each, for error messages.
@@ -248,24 +245,8 @@ impl Layout<'_> {
 }
 
 /// Work out every mount of the container's filesystem.
-fn plan_filesystem(spec: &ContainerSpec, mode: Mode) -> Result<Plan, String> {
+fn plan_filesystem(spec: &ContainerSpec) -> Result<Plan, String> {
     let mut plan = Plan::default();
-    if let Mode::UserNamespace { uid, gid } = mode {
-        // Be root inside: map our own user and group (setgroups must be denied first).
-        for (path, data) in [
-            ("/proc/self/uid_map", format!("0 {uid} 1\n")),
-            ("/proc/self/setgroups", "deny".to_string()),
-            ("/proc/self/gid_map", format!("0 {gid} 1\n")),
-        ] {
-            plan.push(
-                Op::WriteFile {
-                    path: cstring(path, path)?,
-                    data: data.into_bytes(),
-                },
-                format!("write {path}"),
-            );
-        }
-    }
     plan.push(Op::MakePrivate, "make all mounts private".into());
     plan.push(
         Op::Hostname(cstring("hostname", spec.hostname.as_str())?),
@@ -416,28 +397,29 @@ struct Prepared {
 
 /// Start the container; returns once its program has been executed (or failed to).
 /// With `shared_pid`, the pidfd of a pod's pause process, the container joins
-/// that PID namespace instead of getting its own.
+/// that PID namespace instead of getting its own. It always joins its pod's
+/// network (and, without root, the user namespace that owns it): `net`.
 pub(crate) fn start(
     spawner: &Spawner,
-    mode: Mode,
     spec: &ContainerSpec,
     shared_pid: Option<OwnedFd>,
+    net: Join,
 ) -> Result<ChildProcess, String> {
-    start_with_stdin(spawner, mode, spec, shared_pid, None)
+    start_with_stdin(spawner, spec, shared_pid, net, None)
 }
 
 /// [`start`] with `stdin` (the read end of a pipe) as the container's standard
 /// input instead of `/dev/null`, for containers with `stdin: true`.
 pub(crate) fn start_with_stdin(
     spawner: &Spawner,
-    mode: Mode,
     spec: &ContainerSpec,
     shared_pid: Option<OwnedFd>,
+    net: Join,
     stdin: Option<OwnedFd>,
 ) -> Result<ChildProcess, String> {
     std::fs::create_dir_all(&spec.root_dir)
         .map_err(|e| format!("creating {}: {e}", spec.root_dir.display()))?;
-    let plan = plan_filesystem(spec, mode)?;
+    let plan = plan_filesystem(spec)?;
     let exec = exec_data(&spec.argv, &spec.env)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -459,21 +441,15 @@ pub(crate) fn start_with_stdin(
         stdin,
         err_w,
     };
-    let mut flags = mode.clone_flags();
+    let mut flags = (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS) as u64;
     if shared_pid.is_some() {
         flags &= !(libc::CLONE_NEWPID as u64);
     }
     let child = spawner.call(move || {
-        // SAFETY: the child branch only runs `container_child`, which ends in execve/_exit.
-        let clone = || match unsafe { clone3(flags) } {
-            Ok(None) => unsafe { container_child(&prep) },
-            Ok(Some(child)) => Ok(child),
-            Err(e) => Err(e),
-        };
-        match &shared_pid {
-            Some(pause) => in_pid_namespace_of(pause, clone).and_then(|r| r),
-            None => clone(),
-        }
+        // SAFETY: the child only runs `container_child`, which ends in execve/_exit.
+        clone_joined(&net, shared_pid.as_ref(), flags, || unsafe {
+            container_child(&prep)
+        })
     })?;
     let child = child.map_err(|e| format!("cannot create the container's namespaces: {e}"))?;
     let mut buf = Vec::new();
@@ -491,29 +467,6 @@ pub(crate) fn start_with_stdin(
         return Err(format!("{doing}: {err}"));
     }
     Ok(child)
-}
-
-/// Run `f` (on the spawner thread) with new children created in the PID
-/// namespace of the process behind `pidfd`, then switch back. Only this
-/// thread's future children are affected, so other threads need not stop.
-fn in_pid_namespace_of<R>(pidfd: &OwnedFd, f: impl FnOnce() -> R) -> io::Result<R> {
-    let own = File::open("/proc/thread-self/ns/pid")?;
-    let setns = |fd: i32| {
-        // SAFETY: plain syscall on descriptors we hold.
-        if unsafe { libc::setns(fd, libc::CLONE_NEWPID) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    setns(pidfd.as_raw_fd())?;
-    let r = f();
-    if let Err(e) = setns(own.as_raw_fd()) {
-        // Returning to our own namespace is always allowed; if it ever failed,
-        // later containers would land in this pod's namespace.
-        tracing::error!("cannot return the spawner to its PID namespace: {e}");
-    }
-    Ok(r)
 }
 
 /// Start a pod's pause process: PID 1 of a new PID namespace that only reaps
@@ -667,15 +620,6 @@ unsafe fn run_op(op: &Op) -> bool {
             }
             Op::Chdir(d) => libc::chdir(d.as_ptr()) == 0,
             Op::Hostname(h) => libc::sethostname(h.as_ptr(), h.as_bytes().len()) == 0,
-            Op::WriteFile { path, data } => {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return false;
-                }
-                let n = libc::write(fd, data.as_ptr().cast(), data.len());
-                libc::close(fd);
-                n == data.len() as isize
-            }
         }
     }
 }

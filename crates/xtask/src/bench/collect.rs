@@ -229,6 +229,8 @@ fn measure(
         .image(IMAGE, service)
         .label("skaffold.dev/run-id", RUN_ID)
         .context("bench")
+        // The benchmark drives traffic straight at each pod.
+        .publish_ports(true)
         .start()
         .context("starting localkube")?;
     traffic(&kube)?;

@@ -47,6 +47,7 @@ impl Cluster {
             // The tools' default --helper-image, for images without kill/ls/tar.
             .image(HELPER_IMAGE, toolchain::busybox()?)
             .label("skaffold.dev/run-id", run_id)
+            .publish_ports(true)
             .start()
             .context("starting localkube")?;
         let infos = kube.pods();
