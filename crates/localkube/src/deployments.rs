@@ -314,7 +314,12 @@ fn create_pod(c: &Arc<Cluster>, ctx: &Context, draft: &PodDraft) -> Result<(), c
         inner.pods.push(pod);
         inner.bump();
     }
-    let containers: Vec<String> = draft.spec.containers.iter().map(|c| c.name.clone()).collect();
+    let containers: Vec<String> = draft
+        .spec
+        .containers
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     crate::pods::start_network(c, &draft.namespace, &draft.name)?;
     crate::publish::spawn_all(c, published);
     if shared {

@@ -682,8 +682,7 @@ fn start(cluster: &Arc<Cluster>, ns: &str, pod_name: &str, name: &str) {
         Some((r, w)) => (Some(r), Some(Arc::new(w))),
         None => (None, None),
     };
-    let started =
-        container::start_with_stdin(&cluster.spawner, &run.spec, target, net, stdin_r);
+    let started = container::start_with_stdin(&cluster.spawner, &run.spec, target, net, stdin_r);
     let mut run = run;
     match started {
         Ok(process) => {

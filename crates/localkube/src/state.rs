@@ -158,7 +158,9 @@ impl Inner {
 pub(crate) fn free_pod_ip(inner: &Inner) -> Result<std::net::Ipv4Addr, crate::Error> {
     let used: std::collections::HashSet<_> = inner.pods.iter().map(|p| p.ip).collect();
     (0u8..=255)
-        .flat_map(|block| (2u8..=254).map(move |host| std::net::Ipv4Addr::new(10, 244, block, host)))
+        .flat_map(|block| {
+            (2u8..=254).map(move |host| std::net::Ipv4Addr::new(10, 244, block, host))
+        })
         .find(|ip| !used.contains(ip))
         .ok_or_else(|| crate::Error::Config("no free pod address left in 10.244.0.0/16".into()))
 }
