@@ -357,6 +357,7 @@ fn measure_helper(
         .image(HELPER_IMAGE, &busybox)
         .label("skaffold.dev/run-id", RUN_ID)
         .context("bench")
+        .publish_ports(true)
         .start()
         .context("starting localkube")?;
     traffic(&kube)?;
