@@ -580,15 +580,7 @@ pub(crate) async fn one(
             Some(json!({})),
         );
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let content_type = crate::patch::media_type(&headers);
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(400, format!("the patch is not valid JSON: {e}"), None),

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::{
@@ -171,15 +171,7 @@ pub(crate) async fn handle(
             Some(json!({})),
         );
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let content_type = crate::patch::media_type(&headers);
     let (pod, new_names) = {
         let mut inner = c.lock();
         let rv = inner.resource_version;
@@ -802,12 +794,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
             working_dir: ec.working_dir.clone(),
         },
         host_port: None,
-        run: Run::Ended(Ended {
-            exit_code: 0,
-            reason: "NotStarted".into(),
-            started: Timestamp::now(),
-            finished: Timestamp::now(),
-        }),
+        run: Run::not_started(),
         restart_count: 0,
         last: None,
         generation: 0,

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::manifest::{self, PodDraft};
-use crate::state::{Cluster, ContainerRun, Ended, Faults, PodState, Run};
+use crate::state::{Cluster, ContainerRun, Faults, PodState, Run};
 use crate::sys::container::{self, ContainerSpec, DEFAULT_PATH, MountSpec};
 use crate::sys::netns::PodNetwork;
 use crate::sys::nsexec;
@@ -188,12 +188,7 @@ pub(crate) fn prepare(
                 working_dir: c.working_dir.clone(),
             },
             host_port: port,
-            run: Run::Ended(Ended {
-                exit_code: 0,
-                reason: "NotStarted".into(),
-                started: Timestamp::now(),
-                finished: Timestamp::now(),
-            }),
+            run: Run::not_started(),
             restart_count: 0,
             last: None,
             generation: 0,

@@ -41,6 +41,18 @@ pub(crate) enum Run {
     Ended(Ended),
 }
 
+impl Run {
+    /// A container created but not started yet.
+    pub(crate) fn not_started() -> Self {
+        Run::Ended(Ended {
+            exit_code: 0,
+            reason: "NotStarted".into(),
+            started: Timestamp::now(),
+            finished: Timestamp::now(),
+        })
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct ContainerRun {
     pub name: String,
