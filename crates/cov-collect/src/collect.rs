@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use covdata::names::is_counter_file;
-use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_with, program_missing};
+use hostile_text::{DEFAULT_CAP, cap};
+use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_with, path_missing, program_missing};
 use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
 use runpods::targets::{CoverDir, Target};
@@ -67,12 +68,9 @@ pub struct CollectTotals {
     pub out: PathBuf,
 }
 
-/// Refusals that mean the pod sent something unsafe (not merely a stray file).
-fn unsafe_refusals(refused: &[Refused]) -> Vec<&Refused> {
-    refused
-        .iter()
-        .filter(|r| !r.reason.starts_with("not a Go coverage file") && r.reason != "directory")
-        .collect()
+/// Whether a refusal means the pod sent something unsafe (not merely a stray file).
+fn is_unsafe_refusal(r: &Refused) -> bool {
+    !r.reason.starts_with("not a Go coverage file") && r.reason != "directory"
 }
 
 /// Whether a tar exit 1 is only GNU tar's "file changed/removed" warning.
@@ -312,6 +310,9 @@ async fn stream_archive(
     if program_missing(&finished.status, &finished.stderr) && received == 0 {
         return Err(Failed::TarMissing);
     }
+    if received == 0 && path_missing(&finished.stderr, dir) {
+        return Err(Failed::Other(folder_missing(dir)));
+    }
     if !(matches!(finished.status, ExitStatus::Code { code } if code != 0) && received == 0) {
         return Ok(Streamed {
             finished,
@@ -332,6 +333,13 @@ async fn stream_archive(
         finished,
         fell_back: true,
     })
+}
+
+/// The message for a coverage folder that is not in the container.
+pub fn folder_missing(dir: &str) -> String {
+    format!(
+        "the coverage folder {dir} does not exist in the container: GOCOVERDIR must name a folder the service can write, usually an emptyDir volume mounted there (check the pod's volumeMounts), or pass --remote-dir"
+    )
 }
 
 /// Copy extraction's facts into the JSON details.
@@ -367,14 +375,23 @@ fn warnings(target: &Target, dir: &str, streamed: &Streamed) -> Vec<String> {
             target.restart_count
         ));
     }
-    for r in &x.refused {
-        warnings.push(format!("refused {:?}: {}", r.name, r.reason));
-    }
+    // One line per refused member, unsafe ones first, capped: a pod can hold
+    // thousands. The text is raw here (JSON carries it as is) and escaped
+    // when printed.
+    let (unsafe_first, stray): (Vec<&Refused>, Vec<&Refused>) =
+        x.refused.iter().partition(|r| is_unsafe_refusal(r));
+    let refused = unsafe_first
+        .into_iter()
+        .chain(stray)
+        .map(|r| format!("refused \"{}\": {}", r.name, r.reason))
+        .collect();
+    warnings.extend(cap(refused, DEFAULT_CAP, "refused archive member(s)"));
     if !x.counters_without_meta.is_empty() {
+        let names = cap(x.counters_without_meta.clone(), DEFAULT_CAP, "file(s)");
         warnings.push(format!(
             "{} counter file(s) without their meta file (covmeta.*), which coverage tools will skip: {}",
             x.counters_without_meta.len(),
-            x.counters_without_meta.join(", ")
+            names.join(", ")
         ));
     }
     if x.files() == 0 && x.error.is_none() && x.taken_earlier.is_empty() {
@@ -412,7 +429,7 @@ fn verdict(streamed: &Streamed, status_ok: bool, elapsed: Duration) -> (State, S
         elapsed.as_secs_f64()
     );
     let tar_failure = || format!("{}{}", finished.status, stderr_suffix(&finished.stderr));
-    let unsafe_members = unsafe_refusals(&x.refused);
+    let unsafe_members = x.refused.iter().filter(|r| is_unsafe_refusal(r)).count();
     if let Some(err) = &x.error {
         let status = if status_ok {
             String::new()
@@ -425,13 +442,10 @@ fn verdict(streamed: &Streamed, status_ok: bool, elapsed: Duration) -> (State, S
             State::Failed,
             format!("tar failed: {} (kept: {summary})", tar_failure()),
         )
-    } else if !unsafe_members.is_empty() {
+    } else if unsafe_members > 0 {
         (
             State::Failed,
-            format!(
-                "refused {} unsafe archive member(s) (see warnings); {summary}",
-                unsafe_members.len()
-            ),
+            format!("refused {unsafe_members} unsafe archive member(s) (see warnings); {summary}"),
         )
     } else if x.taken_earlier.is_empty() {
         (State::Ok, summary)

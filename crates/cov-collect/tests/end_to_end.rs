@@ -328,6 +328,7 @@ fn set_mode_binary_is_diagnosed() {
         .image(IMAGE, go_image(ocilayout::Flavour::Debug, "set"))
         .manifest(manifest("greeter.yaml"))
         .label("skaffold.dev/run-id", RUN_ID)
+        .publish_ports(true)
         .start()
         .expect("localkube");
     let cluster = Cluster { kube, dir };

@@ -176,7 +176,8 @@ fn pods_without_kill_get_a_useful_message() {
             },
         )
         .expect("fault");
-    let (code, json) = cluster.run_json("cov-signal", &["--run-id", RUN_ID]);
+    // The exec path's own diagnosis; `--via auto` would turn to a helper container instead.
+    let (code, json) = cluster.run_json("cov-signal", &["--run-id", RUN_ID, "--via", "exec"]);
     assert_eq!(code, 1, "{json}");
     let msg = &results(&json)[0].2;
     assert!(

@@ -174,3 +174,138 @@ fn hostile_archives_write_nothing_outside_and_are_reported() {
         );
     }
 }
+
+/// Text a CI log or terminal could act on: a control character other than
+/// the line ends, a line that starts a GitHub Actions command, or an Azure
+/// Pipelines / GitHub `##[`/`##vso[` command anywhere.
+fn assert_printable(what: &str, text: &str) {
+    for (i, line) in text.lines().enumerate() {
+        let bad = line.chars().find(|&c| c.is_control() && c != '\t');
+        assert!(bad.is_none(), "{what} line {i} has {bad:?}: {line:?}");
+        assert!(
+            !line.trim_start().starts_with("::"),
+            "{what} line {i} starts a workflow command: {line:?}"
+        );
+        assert!(
+            !line.contains("##vso[") && !line.contains("##["),
+            "{what} line {i} holds a workflow command: {line:?}"
+        );
+    }
+}
+
+fn hostile_script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    path
+}
+
+/// A coverage folder holding names and link targets made of ANSI escapes,
+/// newlines and CI workflow commands, plus many stray files; then `kill` and
+/// `tar` that print the same on stderr. Every line the tools print is safe,
+/// repeated refusals are capped, and JSON carries the raw names.
+#[test]
+fn hostile_names_links_and_stderr_are_escaped_and_capped() {
+    let cluster = start(&[(manifest("greeter.yaml"), None, vec![])]);
+    let pod = cluster.run_pods()[0].clone();
+    let folder = pod.volumes["coverage-data"].clone();
+    let hostile_names = [
+        "covmeta.\u{1b}[31mred",
+        "x\n::error::owned",
+        "y\n##vso[task.setvariable variable=TOKEN]owned",
+        "\u{1b}]0;title\u{7}z",
+    ];
+    for name in hostile_names {
+        std::fs::write(folder.join(name), b"x").expect("hostile name");
+    }
+    std::os::unix::fs::symlink(
+        "/etc/passwd\n::error::link\u{1b}[2J",
+        folder.join("covmeta.link"),
+    )
+    .expect("link");
+    for i in 0..30 {
+        std::fs::write(folder.join(format!("stray-{i:02}")), b"x").expect("stray");
+    }
+    let out = cluster.dir.path().join("out");
+    let out_arg = out.to_str().expect("utf8");
+
+    let human = cluster.run("cov-collect", &["--run-id", RUN_ID, "--out", out_arg], &[]);
+    assert_eq!(
+        human.status.code(),
+        Some(1),
+        "a symlink is an unsafe member"
+    );
+    let stdout = String::from_utf8_lossy(&human.stdout);
+    assert_printable("stdout", &stdout);
+    assert_printable("stderr", &String::from_utf8_lossy(&human.stderr));
+    // 4 hostile names + 1 link + 30 strays refused; 10 shown.
+    let refusals = stdout
+        .lines()
+        .filter(|l| l.contains("warning: refused"))
+        .count();
+    assert_eq!(refusals, 10, "{stdout}");
+    assert!(
+        stdout.contains("… and 25 more refused archive member(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("covmeta.\\x1b[31mred"), "{stdout}");
+    assert!(
+        stdout.contains("/etc/passwd\\n::error::link\\x1b[2J"),
+        "{stdout}"
+    );
+
+    let (code, json) = cluster.run_json("cov-collect", &["--run-id", RUN_ID, "--out", out_arg]);
+    assert_eq!(code, 1);
+    let refused = json["results"][0]["details"]["refused"]
+        .as_array()
+        .expect("refused list");
+    assert_eq!(refused.len(), 35, "JSON lists every refusal: {refused:?}");
+    for name in hostile_names {
+        assert!(
+            refused.iter().any(|r| r["name"] == format!("./{name}")),
+            "{name:?} raw in JSON: {refused:?}"
+        );
+    }
+    let raw = cluster.run(
+        "cov-collect",
+        &["--run-id", RUN_ID, "--out", out_arg, "--output", "json"],
+        &[],
+    );
+    assert_printable("JSON", &String::from_utf8_lossy(&raw.stdout));
+
+    let noise =
+        "printf '\\033[2J\\n::error::owned\\n##vso[task.complete result=Succeeded]\\n' >&2; exit 2";
+    for program in ["kill", "tar"] {
+        let with = hostile_script(cluster.dir.path(), &format!("hostile-{program}"), noise);
+        cluster
+            .kube
+            .set_fault(
+                &pod.namespace,
+                &pod.name,
+                Fault::ReplaceProgram {
+                    name: program.into(),
+                    with,
+                },
+            )
+            .expect("fault");
+    }
+    for tool in ["cov-signal", "cov-collect"] {
+        let run = cluster.run(
+            tool,
+            &["--run-id", RUN_ID, "-v"],
+            &[("SKAFFOLD_WORK_DIR", out_arg)],
+        );
+        assert_eq!(run.status.code(), Some(1), "{tool}");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            stdout.contains("\\x1b[2J"),
+            "{tool} shows the escaped stderr: {stdout:?}"
+        );
+        assert_printable(&format!("{tool} stdout"), &stdout);
+        assert_printable(
+            &format!("{tool} stderr"),
+            &String::from_utf8_lossy(&run.stderr),
+        );
+    }
+}

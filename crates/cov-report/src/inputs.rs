@@ -1,6 +1,6 @@
 //! The input options every subcommand shares, and loading them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,7 +26,7 @@ pub fn report_warnings(warnings: &[Warning]) -> Result<()> {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Inputs {
     /// Folders with Go coverage data, searched recursively
-    /// [default: reports/coverage].
+    /// [default: reports/coverage, under SKAFFOLD_WORK_DIR when set].
     #[arg(value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
     /// Input folders, comma separated (as `go tool covdata -i`).
@@ -46,6 +46,15 @@ pub struct Inputs {
 /// The default input folder, where cov-collect puts the data.
 pub const DEFAULT_DIR: &str = "reports/coverage";
 
+/// A relative `path` under `SKAFFOLD_WORK_DIR` when Skaffold sets it (as
+/// cov-collect places its `--out`), else as given.
+pub fn in_work_dir(path: &Path) -> PathBuf {
+    match std::env::var_os("SKAFFOLD_WORK_DIR") {
+        Some(w) if path.is_relative() && !w.is_empty() => PathBuf::from(w).join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 impl Inputs {
     pub fn folders(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self
@@ -56,7 +65,7 @@ impl Inputs {
             .cloned()
             .collect();
         if v.is_empty() {
-            v.push(PathBuf::from(DEFAULT_DIR));
+            v.push(in_work_dir(Path::new(DEFAULT_DIR)));
         }
         v
     }

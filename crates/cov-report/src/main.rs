@@ -153,7 +153,9 @@ fn init_logging(verbose: u8) {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
+    // Warnings name files from (pod-supplied) coverage data: escaped.
     tracing_subscriber::fmt()
+        .fmt_fields(hostile_text::escaped_fields())
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .without_time()

@@ -70,7 +70,8 @@ pub struct ReportArgs {
     #[arg(long = "format", value_name = "FORMAT", value_delimiter = ',', value_parser = parse_format)]
     pub formats: Vec<OutFormat>,
     /// Folder for the --format files (coverage.html, lcov.info,
-    /// cobertura.xml, coverage.json, coverage.md, coverage.txt).
+    /// cobertura.xml, coverage.json, coverage.md, coverage.txt); relative to
+    /// SKAFFOLD_WORK_DIR when set.
     #[arg(
         short = 'o',
         long = "out-dir",
@@ -147,7 +148,7 @@ pub fn write_reports(profile: &Profile, args: &ReportArgs) -> Result<Vec<PathBuf
         source_root: Some(root),
         ..Options::default()
     };
-    let dir = &args.out_dir;
+    let dir = &crate::inputs::in_work_dir(&args.out_dir);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating --out-dir {}", dir.display()))?;
     let rich: Vec<Format> = args

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use covdata::names::is_meta_file;
-use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_capture, program_missing};
+use runpods::exec::{ExecError, ExecSpec, ExitStatus, exec_capture, path_missing, program_missing};
 use runpods::listing::{FileEntry, new_or_grown, parse_ls};
 use runpods::outcome::{Outcome, State};
 use runpods::retry::RetryPolicy;
@@ -117,6 +117,10 @@ async fn list_dir(
             message: "`ls` is not in the container image, so the flush cannot be confirmed (use --no-wait, or --via auto for a helper container)".into(),
             program_missing: true,
         }),
+        _ if path_missing(&out.stderr, dir) => Err(format!(
+            "the coverage folder {dir} does not exist in the container: GOCOVERDIR must name a folder the service can write, usually an emptyDir volume mounted there (check the pod's volumeMounts), or pass --remote-dir"
+        )
+        .into()),
         other => Err(format!(
             "listing {dir} failed ({other}): {}",
             first_line(&out.stderr)

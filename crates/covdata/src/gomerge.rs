@@ -17,10 +17,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::decode_counters::{self, Flavor, RunArgs};
+use crate::decode_counters::{self, Flavor};
 use crate::decode_meta::{self, MetaFile, MetaPackage};
 use crate::encode::{self, CounterEntry, Fnv128a, Segment};
 use crate::error::Error;
+use crate::load::ArgsMerge;
 use crate::merge::counters::merge_into;
 use crate::model::{self, CounterMode, Granularity};
 use crate::pkgpattern::PkgFilter;
@@ -60,7 +61,7 @@ struct Output {
     state: Option<(CounterMode, Granularity)>,
     packages: Vec<OutPackage>,
     by_path: HashMap<String, usize>,
-    args: Option<RunArgs>,
+    args: ArgsMerge,
 }
 
 impl Output {
@@ -81,23 +82,6 @@ impl Output {
         };
         self.state = Some((mode, meta.granularity));
         Ok(mode)
-    }
-
-    fn add_args(&mut self, a: RunArgs) {
-        match &mut self.args {
-            None => self.args = Some(a),
-            Some(s) => {
-                if s.os_args != a.os_args {
-                    s.os_args.clear();
-                }
-                if s.goos != a.goos {
-                    s.goos.clear();
-                }
-                if s.goarch != a.goarch {
-                    s.goarch.clear();
-                }
-            }
-        }
     }
 
     /// Write the meta-data file (unless `copy_meta` gives one to copy) and
@@ -150,7 +134,7 @@ impl Output {
             }));
         }
         let segment = Segment {
-            args: self.args.unwrap_or_default().to_table(),
+            args: self.args.finish().to_table(),
             entries,
         };
         let bytes = encode::encode_counters(hash, Flavor::Uleb128, &[segment]);
@@ -216,7 +200,7 @@ pub fn merge(
         for path in &group.counters {
             let buf = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let mut file = decode_counters::open(&buf).map_err(|c| Error::corrupt(path, c))?;
-            out.add_args(std::mem::take(&mut file.args));
+            out.args.add(std::mem::take(&mut file.args));
             while let Some(h) = file
                 .next_function(&mut values)
                 .map_err(|c| Error::corrupt(path, c))?

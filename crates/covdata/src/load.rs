@@ -262,12 +262,12 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), Error> {
 /// `go tool covdata merge`'s argument merge: a value survives only if
 /// every counter file agrees.
 #[derive(Default)]
-struct ArgsMerge {
+pub(crate) struct ArgsMerge {
     state: Option<RunArgs>,
 }
 
 impl ArgsMerge {
-    fn add(&mut self, a: RunArgs) {
+    pub(crate) fn add(&mut self, a: RunArgs) {
         match &mut self.state {
             None => self.state = Some(a),
             Some(s) => {
@@ -283,7 +283,7 @@ impl ArgsMerge {
             }
         }
     }
-    fn finish(self) -> RunArgs {
+    pub(crate) fn finish(self) -> RunArgs {
         self.state.unwrap_or_default()
     }
 }

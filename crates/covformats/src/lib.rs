@@ -29,7 +29,7 @@ pub mod sourcemap;
 mod testprofile;
 pub mod view;
 
-pub use sourcemap::{SourceMap, find_goroot};
+pub use sourcemap::{Resolution, SourceMap, find_goroot};
 pub use view::{FileView, FunctionView, PackageView, Report, Tally};
 
 use std::io::{self, BufWriter, Write};

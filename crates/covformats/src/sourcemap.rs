@@ -6,6 +6,13 @@
 //! wins, as in Go's own module resolution. Standard-library names (first path
 //! element without a dot) map into `GOROOT/src`. `command-line-arguments`
 //! files already carry an absolute path.
+//!
+//! The names come from meta-data files, which come from pods: hostile input.
+//! A name is read only when it ends in `.go` and, after resolving `..` and
+//! symbolic links, is a regular file inside the source root or `GOROOT`.
+//! Anything else is [`Resolution::Refused`] (never read), so a meta-data file
+//! naming `/proc/self/environ` or `example.com/app/../../.ssh/id_rsa` cannot
+//! pull a host file into a report.
 
 use std::collections::HashMap;
 use std::fs;
@@ -31,6 +38,19 @@ pub struct SourceMap {
     /// is the most specific module.
     modules: Vec<Module>,
     goroot: Option<PathBuf>,
+    /// The folders sources may be read from, canonical (symlinks resolved).
+    allowed: Vec<PathBuf>,
+}
+
+/// What a coverage file name resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// A `.go` file inside the source root or GOROOT.
+    Found(PathBuf),
+    /// No file by that name.
+    Missing,
+    /// A name that must not be read; the reason says why.
+    Refused(&'static str),
 }
 
 impl SourceMap {
@@ -68,10 +88,13 @@ impl SourceMap {
                 }
             }
         }
-        Self::new(modules, goroot)
+        let mut map = Self::new(modules, goroot);
+        map.allowed = canonical_roots([source_root].into_iter().chain(map.goroot.as_deref()));
+        map
     }
 
-    /// A map from known modules (for tests and callers that know them).
+    /// A map from known modules (for tests and callers that know them);
+    /// sources are read only from the modules' folders and `goroot`.
     pub fn new(mut modules: Vec<Module>, goroot: Option<PathBuf>) -> SourceMap {
         // Longest path first; ties (the same module twice) by folder, so the
         // choice does not depend on directory listing order.
@@ -82,7 +105,17 @@ impl SourceMap {
                 .then_with(|| a.path.cmp(&b.path))
                 .then_with(|| a.dir.cmp(&b.dir))
         });
-        SourceMap { modules, goroot }
+        let allowed = canonical_roots(
+            modules
+                .iter()
+                .map(|m| m.dir.as_path())
+                .chain(goroot.as_deref()),
+        );
+        SourceMap {
+            modules,
+            goroot,
+            allowed,
+        }
     }
 
     pub fn modules(&self) -> &[Module] {
@@ -93,32 +126,66 @@ impl SourceMap {
         self.goroot.as_deref()
     }
 
-    /// The file on disk for a coverage file name, if it exists.
+    /// The file on disk for a coverage file name, if it exists and may be read.
     pub fn resolve(&self, name: &str) -> Option<PathBuf> {
-        if name.starts_with('/') {
-            let p = PathBuf::from(name);
-            return p.is_file().then_some(p);
+        match self.lookup(name) {
+            Resolution::Found(p) => Some(p),
+            Resolution::Missing | Resolution::Refused(_) => None,
         }
-        for m in &self.modules {
-            if let Some(rest) = name.strip_prefix(m.path.as_str())
-                && let Some(rest) = rest.strip_prefix('/')
-            {
-                let p = m.dir.join(rest);
-                if p.is_file() {
-                    return Some(p);
-                }
+    }
+
+    /// Where a coverage file name leads: a readable source, nothing, or a
+    /// name that must not be read (see the module doc).
+    pub fn lookup(&self, name: &str) -> Resolution {
+        if !name.ends_with(".go") {
+            return Resolution::Refused("not a .go file");
+        }
+        let mut outside = false;
+        for candidate in self.candidates(name) {
+            // Resolves `..` and every symbolic link; fails when nothing is there.
+            let Ok(real) = fs::canonicalize(&candidate) else {
+                continue;
+            };
+            if !self.allowed.iter().any(|root| real.starts_with(root)) {
+                outside = true;
+                continue;
+            }
+            if real.is_file() {
+                return Resolution::Found(candidate);
             }
         }
+        if outside {
+            Resolution::Refused("outside --source-root and --goroot")
+        } else {
+            Resolution::Missing
+        }
+    }
+
+    /// The paths a name could mean, most specific first.
+    fn candidates(&self, name: &str) -> Vec<PathBuf> {
+        if name.starts_with('/') {
+            return vec![PathBuf::from(name)];
+        }
+        let mut out: Vec<PathBuf> = self
+            .modules
+            .iter()
+            .filter_map(|m| {
+                let rest = name.strip_prefix(m.path.as_str())?.strip_prefix('/')?;
+                Some(m.dir.join(rest))
+            })
+            .collect();
         if let Some(goroot) = &self.goroot
             && is_std(name)
         {
-            let p = goroot.join("src").join(name);
-            if p.is_file() {
-                return Some(p);
-            }
+            out.push(goroot.join("src").join(name));
         }
-        None
+        out
     }
+}
+
+/// The folders that exist among `roots`, canonical.
+fn canonical_roots<'a>(roots: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
+    roots.filter_map(|r| fs::canonicalize(r).ok()).collect()
 }
 
 /// Standard-library import paths have no dot in their first element.
@@ -175,17 +242,15 @@ pub fn find_goroot() -> Option<PathBuf> {
 /// Resolves many names, each once: several functions share a file.
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
-    cache: HashMap<String, Option<PathBuf>>,
+    cache: HashMap<String, Resolution>,
 }
 
 impl Resolved {
-    pub(crate) fn get(&mut self, map: &SourceMap, name: &str) -> Option<PathBuf> {
-        if let Some(hit) = self.cache.get(name) {
-            return hit.clone();
-        }
-        let found = map.resolve(name);
-        self.cache.insert(name.to_string(), found.clone());
-        found
+    pub(crate) fn get(&mut self, map: &SourceMap, name: &str) -> Resolution {
+        self.cache
+            .entry(name.to_string())
+            .or_insert_with(|| map.lookup(name))
+            .clone()
     }
 }
 
@@ -239,5 +304,36 @@ mod tests {
         assert_eq!(map.resolve("example.com/other/x.go"), None);
         let abs = root.join("app/main.go");
         assert_eq!(map.resolve(abs.to_str().unwrap()), Some(abs.clone()));
+    }
+
+    #[test]
+    fn names_leading_outside_or_not_go_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("src");
+        fs::create_dir_all(root.join("app")).unwrap();
+        fs::write(root.join("app/go.mod"), "module example.com/app\n").unwrap();
+        fs::write(root.join("app/main.go"), "package main\n").unwrap();
+        fs::write(root.join("app/notes.txt"), "notes\n").unwrap();
+        fs::write(tmp.path().join("secret.go"), "package secret\n").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret.go"), root.join("app/link.go")).unwrap();
+        let map = SourceMap::discover(&root, None);
+        let outside = Resolution::Refused("outside --source-root and --goroot");
+        let secret = tmp.path().join("secret.go");
+        assert_eq!(map.lookup(secret.to_str().unwrap()), outside);
+        assert_eq!(map.lookup("example.com/app/../../secret.go"), outside);
+        assert_eq!(map.lookup("example.com/app/link.go"), outside);
+        assert_eq!(
+            map.lookup("example.com/app/notes.txt"),
+            Resolution::Refused("not a .go file")
+        );
+        assert_eq!(
+            map.lookup("/etc/passwd"),
+            Resolution::Refused("not a .go file")
+        );
+        assert_eq!(map.lookup("example.com/app/gone.go"), Resolution::Missing);
+        assert!(matches!(
+            map.lookup("example.com/app/main.go"),
+            Resolution::Found(_)
+        ));
     }
 }

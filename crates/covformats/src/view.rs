@@ -6,7 +6,7 @@
 //! Units without statements mark no line. Every format that has lines (LCOV,
 //! Cobertura, JSON) uses this one definition, so their totals agree.
 
-use crate::sourcemap::{Resolved, SourceMap};
+use crate::sourcemap::{Resolution, Resolved, SourceMap};
 use covdata::model::{Function, Profile, Statements, Unit};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -100,6 +100,7 @@ impl<'a> Report<'a> {
     pub fn new(profile: &'a Profile, sources: &SourceMap) -> Report<'a> {
         let mut resolved = Resolved::default();
         let mut unmapped = Vec::new();
+        let mut refused = Vec::new();
         let mut report = Report {
             profile,
             packages: Vec::with_capacity(profile.packages.len()),
@@ -123,10 +124,17 @@ impl<'a> Report<'a> {
                 functions: Tally::default(),
             };
             for (name, functions) in by_file {
-                let source = resolved.get(sources, name);
-                if source.is_none() {
-                    unmapped.push(name);
-                }
+                let source = match resolved.get(sources, name) {
+                    Resolution::Found(path) => Some(path),
+                    Resolution::Missing => {
+                        unmapped.push(name);
+                        None
+                    }
+                    Resolution::Refused(why) => {
+                        refused.push((name, why));
+                        None
+                    }
+                };
                 let file = FileView::new(name, source, functions);
                 view.statements.covered += file.statements.covered;
                 view.statements.total += file.statements.total;
@@ -153,6 +161,7 @@ impl<'a> Report<'a> {
                  they are still counted, shown without source"
             );
         }
+        warn_refused(refused);
         report.unmapped = unmapped;
         report
     }
@@ -161,6 +170,26 @@ impl<'a> Report<'a> {
         self.packages
             .iter()
             .flat_map(|p| p.files.iter().map(move |f| (p, f)))
+    }
+}
+
+/// One warning per coverage file name that was not read (each once, the
+/// first few; a hostile meta-data file can name thousands). The names come
+/// from a pod: the binaries log through [`hostile_text::escaped_fields`].
+fn warn_refused(mut refused: Vec<(&str, &str)>) {
+    refused.sort_unstable();
+    refused.dedup();
+    let shown = refused.len().min(hostile_text::DEFAULT_CAP);
+    for (name, why) in &refused[..shown] {
+        tracing::warn!(
+            "source \"{name}\" not read: {why}; the file is still counted, shown without source"
+        );
+    }
+    if refused.len() > shown {
+        tracing::warn!(
+            "… and {} more source file names not read",
+            refused.len() - shown
+        );
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) struct Context {
     pub dir: PathBuf,
     pub images: BTreeMap<String, crate::image::Image>,
     pub api_port: u16,
+    /// [`crate::LocalKubeBuilder::publish_ports`]: publish new pods' ports too.
+    pub publish_ports: bool,
 }
 
 #[derive(Debug)]
@@ -298,19 +300,28 @@ fn act(c: &Arc<Cluster>, a: Action) {
 }
 
 fn create_pod(c: &Arc<Cluster>, ctx: &Context, draft: &PodDraft) -> Result<(), crate::Error> {
-    let mut held = Vec::new();
-    let pod = crate::pods::prepare(draft, &ctx.dir, &ctx.images, ctx.api_port, &mut held)?;
-    drop(held);
-    let shared = pod.spec.share_process_namespace == Some(true);
-    let containers: Vec<String> = pod.containers.iter().map(|c| c.name.clone()).collect();
+    let mut published = Vec::new();
+    let publish = ctx.publish_ports.then_some(&mut published);
+    let shared = draft.spec.share_process_namespace == Some(true);
     {
+        // Prepared under the lock, so two new pods never get the same address.
         let mut inner = c.lock();
         if inner.apps.stopped {
             return Ok(());
         }
+        let ip = crate::state::free_pod_ip(&inner)?;
+        let pod = crate::pods::prepare(draft, &ctx.dir, &ctx.images, ctx.api_port, ip, publish)?;
         inner.pods.push(pod);
         inner.bump();
     }
+    let containers: Vec<String> = draft
+        .spec
+        .containers
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    crate::pods::start_network(c, &draft.namespace, &draft.name)?;
+    crate::publish::spawn_all(c, published);
     if shared {
         crate::pods::start_pause(c, &draft.namespace, &draft.name)?;
     }
@@ -569,15 +580,7 @@ pub(crate) async fn one(
             Some(json!({})),
         );
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let content_type = crate::patch::media_type(&headers);
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(400, format!("the patch is not valid JSON: {e}"), None),

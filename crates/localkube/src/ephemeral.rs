@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::{
@@ -170,15 +170,7 @@ pub(crate) async fn handle(
             Some(json!({})),
         );
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let content_type = crate::patch::media_type(&headers);
     let (pod, new_names) = {
         let mut inner = c.lock();
         let rv = inner.resource_version;
@@ -659,6 +651,7 @@ fn start(cluster: &Arc<Cluster>, ns: &str, pod_name: &str, name: &str) {
     let Prepared {
         run,
         target,
+        net,
         stdin_pipe,
     } = match prepared {
         Ok(p) => p,
@@ -680,8 +673,14 @@ fn start(cluster: &Arc<Cluster>, ns: &str, pod_name: &str, name: &str) {
         Some((r, w)) => (Some(r), Some(Arc::new(w))),
         None => (None, None),
     };
-    let started =
-        container::start_with_stdin(&cluster.spawner, cluster.mode, &run.spec, target, stdin_r);
+    let started = container::start_with_stdin(
+        &cluster.spawner,
+        cluster.mode,
+        &run.spec,
+        target,
+        net,
+        stdin_r,
+    );
     let mut run = run;
     match started {
         Ok(process) => {
@@ -718,6 +717,8 @@ struct Prepared {
     run: ContainerRun,
     /// The PID namespace to join: the target's, or the pod's shared one.
     target: Option<OwnedFd>,
+    /// The pod's network, which ephemeral containers share like the others.
+    net: crate::sys::netns::Join,
     stdin_pipe: Option<(OwnedFd, OwnedFd)>,
 }
 
@@ -814,7 +815,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
         &as_container,
         &img.env,
         &home,
-        None,
+        pod.ip,
         api_port,
     );
     let identity = user
@@ -846,12 +847,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
                 .or_else(|| img.working_dir.clone()),
         },
         host_port: None,
-        run: Run::Ended(Ended {
-            exit_code: 0,
-            reason: "NotStarted".into(),
-            started: Timestamp::now(),
-            finished: Timestamp::now(),
-        }),
+        run: Run::not_started(),
         restart_count: 0,
         last: None,
         generation: 0,
@@ -891,6 +887,11 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
             "joining another container's PID namespace needs localkube to run as root".into(),
         ));
     }
+    let net = match pod.network.as_ref().map(|n| n.join()) {
+        Some(Ok(net)) => net,
+        Some(Err(e)) => return Err(fail(run, format!("duplicating a pidfd: {e}"))),
+        None => return Err(fail(run, "the pod has no network namespace".into())),
+    };
     let stdin_pipe = if ec.stdin == Some(true) {
         match crate::sys::process::pipe() {
             Ok(p) => Some(p),
@@ -902,6 +903,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
     Ok(Prepared {
         run,
         target,
+        net,
         stdin_pipe,
     })
 }

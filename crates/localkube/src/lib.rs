@@ -22,10 +22,14 @@
 //!   bind-mounted at its `mountPath`. Containers run as the image's user or
 //!   the `securityContext`'s. Output goes to
 //!   `DIR/pods/<ns>_<pod>/containers/<name>/output.log`.
-//! * **Ports**: pods share the host network. A container that declares a
-//!   `containerPort` gets a free host port, passed to it as `PORT` (overriding the
-//!   spec) and reported as the first port's `hostPort`, in the annotation
-//!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`]; `podIP` is `127.0.0.1`.
+//! * **Network**: each pod has its own network namespace, shared by its
+//!   containers, with `lo` up and the pod's own address (`10.244.x.y`, its
+//!   `podIP`) on it; the host's interfaces and routes are never touched, so pods
+//!   are not reachable from the host or from each other, only through
+//!   port-forwarding. On request ([`LocalKubeBuilder::publish_ports`]) the first
+//!   declared `containerPort` of each container is also published on a free
+//!   host port: reported as that port's `hostPort`, in the annotation
+//!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`].
 //! * **Services** in the manifests are served as objects (get, list), so a
 //!   rendered app deploys whole; nothing routes traffic through them.
 //! * **Faults** on demand, per pod: see [`Fault`].
@@ -72,7 +76,10 @@ mod lifecycle;
 mod manifest;
 mod patch;
 mod pods;
+mod publish;
+mod rbac;
 mod server;
+mod stall;
 mod state;
 mod status;
 mod sys;
@@ -89,6 +96,7 @@ use std::time::Duration;
 pub use auth::{ADMIN_USER, MASTERS_GROUP, UserInfo};
 pub use error::Error;
 pub use fault::Fault;
+pub use stall::Stall;
 pub use state::PORTS_ANNOTATION;
 pub use tls::Validity;
 
@@ -107,7 +115,7 @@ pub struct ContainerInfo {
     pub exit_code: Option<i32>,
     /// Host PID of the container's PID 1 while it runs.
     pub pid: Option<i32>,
-    /// Host port given to this container (as `PORT`), if it declares a port.
+    /// Host port its first declared port is published on ([`LocalKubeBuilder::publish_ports`]).
     pub host_port: Option<u16>,
     /// Where its stdout and stderr go.
     pub log_file: PathBuf,
@@ -122,8 +130,10 @@ pub struct PodInfo {
     pub phase: String,
     pub labels: BTreeMap<String, String>,
     pub containers: Vec<ContainerInfo>,
-    /// Where the pod's (first declared) port is reachable from the host.
+    /// Where the pod's (first declared) port is published on the host, if it is.
     pub address: Option<SocketAddr>,
+    /// The pod's own address (`status.podIP`), inside its network namespace.
+    pub ip: std::net::Ipv4Addr,
     /// Host folder of each `emptyDir` volume, by volume name.
     pub volumes: BTreeMap<String, PathBuf>,
     /// Host PID of the pause process when the pod shares its process namespace.
@@ -146,6 +156,8 @@ pub struct LocalKubeBuilder {
     ephemeral_containers: bool,
     restricted_namespaces: Vec<String>,
     token_file: Option<PathBuf>,
+    rbac: Vec<PathBuf>,
+    publish_ports: bool,
 }
 
 impl LocalKubeBuilder {
@@ -153,6 +165,15 @@ impl LocalKubeBuilder {
     /// format: `token,user,uid[,"group1,group2"]` per line.
     pub fn token_file(mut self, path: impl AsRef<Path>) -> Self {
         self.token_file = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Load `Role`, `ClusterRole`, `RoleBinding` and `ClusterRoleBinding` objects
+    /// from this YAML file (repeatable). Once any binding is loaded, every request
+    /// is authorized by RBAC as the API server does (`system:masters`, the admin
+    /// kubeconfig's group, may do everything); without, every authenticated user may.
+    pub fn rbac(mut self, path: impl AsRef<Path>) -> Self {
+        self.rbac.push(path.as_ref().to_path_buf());
         self
     }
 
@@ -215,6 +236,14 @@ impl LocalKubeBuilder {
     /// Listen on this port instead of a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Publish the first declared `containerPort` of every container on a free
+    /// host port (see [`PodInfo::address`]). Off by default: like a cluster,
+    /// localkube then exposes pods only through port-forwarding.
+    pub fn publish_ports(mut self, on: bool) -> Self {
+        self.publish_ports = on;
         self
     }
 
@@ -291,6 +320,8 @@ impl LocalKube {
             ephemeral_containers: true,
             restricted_namespaces: Vec::new(),
             token_file: None,
+            rbac: Vec::new(),
+            publish_ports: false,
         }
     }
 
@@ -407,6 +438,10 @@ impl LocalKube {
             auth.load_token_file(path)?;
         }
         let tls_config = identity.server_config(auth.handshake_verifier())?;
+        let mut policy = rbac::Policy::default();
+        for path in &b.rbac {
+            policy.load(path)?;
+        }
         let listener = std::net::TcpListener::bind(("127.0.0.1", b.port))
             .map_err(|e| Error::io(format!("listening on 127.0.0.1:{}", b.port), e))?;
         let addr = listener
@@ -429,6 +464,8 @@ impl LocalKube {
             spawner,
             token: identity.token.clone(),
             auth,
+            stall: Mutex::new(None),
+            rbac: policy,
             runtime: runtime.handle().clone(),
             images: images.clone(),
             ephemeral_enabled: b.ephemeral_containers,
@@ -466,6 +503,7 @@ impl LocalKube {
                 dir: dir.clone(),
                 images: images.clone(),
                 api_port: addr.port(),
+                publish_ports: b.publish_ports,
             }),
             stopped: false,
         };
@@ -473,14 +511,15 @@ impl LocalKube {
             .into_iter()
             .map(|(_, svc)| state::stamp_service(svc))
             .collect();
-        let mut held_ports = Vec::new();
+        let mut published = Vec::new();
         for d in &drafts {
-            let pod = pods::prepare(d, &dir, &images, addr.port(), &mut held_ports)?;
+            let publish = b.publish_ports.then_some(&mut published);
             let mut inner = kube.cluster.lock();
+            let ip = state::free_pod_ip(&inner)?;
+            let pod = pods::prepare(d, &dir, &images, addr.port(), ip, publish)?;
             inner.pods.push(pod);
             inner.bump();
         }
-        drop(held_ports);
         let names: Vec<(String, String, bool, Vec<String>)> = kube
             .cluster
             .lock()
@@ -496,6 +535,7 @@ impl LocalKube {
             })
             .collect();
         for (ns, pod, shared, containers) in names {
+            pods::start_network(&kube.cluster, &ns, &pod)?;
             if shared {
                 pods::start_pause(&kube.cluster, &ns, &pod)?;
             }
@@ -504,6 +544,7 @@ impl LocalKube {
             }
         }
         deployments::spawn_controller(&kube.cluster);
+        publish::spawn_all(&kube.cluster, published);
         tracing::info!(url = %kube.server_url, context = %kube.context, "localkube is up");
         Ok(kube)
     }
@@ -555,6 +596,12 @@ impl LocalKube {
         tls::client_certificate(&self.issuer, user, groups, validity)
     }
 
+    /// Make the whole API server stall (`Some`) or answer again (`None`).
+    /// Connections held by [`Stall::Accept`] stay silent until shutdown.
+    pub fn set_stall(&self, stall: Option<Stall>) {
+        *self.cluster.stall.lock().unwrap_or_else(|p| p.into_inner()) = stall;
+    }
+
     /// Every pod, as the API currently reports it.
     pub fn pods(&self) -> Vec<PodInfo> {
         let inner = self.cluster.lock();
@@ -567,6 +614,7 @@ impl LocalKube {
                 phase: p.phase(),
                 labels: p.labels.clone(),
                 address: p.address(),
+                ip: p.ip,
                 volumes: p.volumes.clone(),
                 pause_pid: p.pause.as_ref().map(|p| p.pid),
                 ephemeral_containers: p
@@ -581,7 +629,7 @@ impl LocalKube {
     }
 
     /// Every Service, as (namespace, name). They are API objects only: pods
-    /// share the host network and nothing routes traffic through a Service.
+    /// have their own networks and nothing routes traffic through a Service.
     pub fn services(&self) -> Vec<(String, String)> {
         self.cluster
             .lock()
@@ -604,7 +652,17 @@ impl LocalKube {
     /// End every open watch stream, as a restarted API server or an idle proxy
     /// does; clients resume from their last resourceVersion.
     pub fn drop_watches(&self) {
-        self.cluster.lock().watch.drop_watches();
+        self.cluster.lock().watch.drop_watches(false);
+    }
+
+    /// Forget the history and end every open watch with a `410 Gone` ERROR
+    /// event, as the API server does to a watcher that fell out of its watch
+    /// cache's window: clients must re-list.
+    pub fn expire_watches(&self) {
+        let mut inner = self.cluster.lock();
+        let rv = inner.resource_version;
+        inner.watch.compact(rv);
+        inner.watch.drop_watches(true);
     }
 
     /// Forget the pods' change history up to now, as etcd compaction does: a
@@ -681,6 +739,10 @@ impl LocalKube {
         for p in pauses {
             let _ = p.signal(libc::SIGKILL);
             let _ = p.wait();
+        }
+        // Network holders go when the last forwarded connection lets go of them.
+        for p in self.cluster.lock().pods.iter_mut() {
+            p.network = None;
         }
         let _ = tx.send(());
         let _ = thread.join();

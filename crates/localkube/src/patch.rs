@@ -183,6 +183,19 @@ fn merge_list(t: &mut Vec<Value>, p: &[Value], key: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// A request's `Content-Type` without parameters: which patch kind it is.
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

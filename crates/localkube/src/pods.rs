@@ -2,6 +2,7 @@
 //! the container processes; and the per-pod operations faults need.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,22 +14,23 @@ use k8s_openapi::jiff::Timestamp;
 use crate::image::Image;
 use crate::image::user as image_user;
 use crate::manifest::{self, PodDraft};
-use crate::state::{Cluster, ContainerRun, Ended, Faults, PodState, Run};
+use crate::state::{Cluster, ContainerRun, Faults, PodState, Run};
 use crate::sys::container::{self, ContainerSpec, DEFAULT_PATH, Identity, MountSpec};
+use crate::sys::netns::PodNetwork;
 use crate::sys::nsexec;
 use crate::{Error, Fault};
 
-/// A free TCP port on 127.0.0.1. The listener is kept in `held` until every pod of
-/// the instance has its port, so two pods never get the same one.
-fn free_port(held: &mut Vec<std::net::TcpListener>) -> Result<u16, Error> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .map_err(|e| Error::io("finding a free port", e))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| Error::io("finding a free port", e))?
-        .port();
-    held.push(listener);
-    Ok(port)
+/// A listener on a free 127.0.0.1 port for a published container port.
+fn publish_listener() -> Result<std::net::TcpListener, Error> {
+    std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| Error::io("finding a free port", e))
+}
+
+/// A container port published on the host (see `LocalKubeBuilder::publish_ports`).
+pub(crate) struct Published {
+    pub namespace: String,
+    pub pod: String,
+    pub container_port: u16,
+    pub listener: std::net::TcpListener,
 }
 
 fn cerr(pod: &PodState, container: &str, message: impl Into<String>) -> Error {
@@ -42,15 +44,15 @@ fn cerr(pod: &PodState, container: &str, message: impl Into<String>) -> Error {
 
 /// The environment a container sees, in containerd's order (CRI
 /// `container_create_linux.go`): the default `PATH`, the image's `Env`, the
-/// hostname, then the kubelet's (service variables, the spec's `env`), then
-/// localkube's `PORT`; runc adds `HOME` from `/etc/passwd` when none is set.
+/// hostname, then the kubelet's (service variables, the spec's `env`); runc
+/// adds `HOME` from `/etc/passwd` when none is set.
 pub(crate) fn container_env(
     pod: &PodDraft,
     uid: &str,
     c: &Container,
     image_env: &[String],
     home: &str,
-    port: Option<u16>,
+    ip: Ipv4Addr,
     api_port: u16,
 ) -> Vec<(String, String)> {
     let mut env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
@@ -72,15 +74,13 @@ pub(crate) fn container_env(
                 Some("metadata.uid") => uid.to_string(),
                 Some("spec.nodeName") => crate::state::NODE_NAME.to_string(),
                 Some("spec.serviceAccountName") => "default".to_string(),
-                Some("status.podIP" | "status.hostIP") => "127.0.0.1".to_string(),
+                Some("status.podIP") => ip.to_string(),
+                Some("status.hostIP") => "127.0.0.1".to_string(),
                 _ => String::new(),
             },
             None => e.value.clone().unwrap_or_default(),
         };
         env.push((e.name.clone(), value));
-    }
-    if let Some(p) = port {
-        env.push(("PORT".to_string(), p.to_string()));
     }
     if !env.iter().any(|(k, _)| k == "HOME") {
         env.push(("HOME".to_string(), home.to_string()));
@@ -217,8 +217,10 @@ pub(crate) fn prepare(
     dir: &Path,
     images: &BTreeMap<String, Image>,
     api_port: u16,
-    held_ports: &mut Vec<std::net::TcpListener>,
+    ip: Ipv4Addr,
+    published: Option<&mut Vec<Published>>,
 ) -> Result<PodState, Error> {
+    let mut published = published;
     let uid = manifest::random_uid();
     let pod_dir = dir
         .join("pods")
@@ -271,10 +273,33 @@ pub(crate) fn prepare(
                 manifest::image_repository(&image_name)
             ),
         })?;
-        let port = match c.ports.as_ref().and_then(|p| p.first()) {
-            Some(_) => Some(free_port(held_ports)?),
-            None => None,
-        };
+        // Only on request, and only the first declared port: a host-side proxy
+        // into the pod's network (a cluster publishes nothing on its own).
+        let mut port = None;
+        if let (Some(list), Some(first)) = (
+            published.as_deref_mut(),
+            c.ports.as_ref().and_then(|p| p.first()),
+        ) {
+            let container_port =
+                u16::try_from(first.container_port).map_err(|_| Error::Manifest {
+                    file: draft.file.clone(),
+                    field: format!("containers[{i}].ports[0].containerPort"),
+                    message: format!("{} is not a TCP port", first.container_port),
+                })?;
+            let listener = publish_listener()?;
+            port = Some(
+                listener
+                    .local_addr()
+                    .map_err(|e| Error::io("finding a free port", e))?
+                    .port(),
+            );
+            list.push(Published {
+                namespace: draft.namespace.clone(),
+                pod: draft.name.clone(),
+                container_port,
+                listener,
+            });
+        }
         let mut mounts = etc.clone();
         for m in c.volume_mounts.iter().flatten() {
             let mut source = volumes[&m.name].clone();
@@ -316,7 +341,7 @@ pub(crate) fn prepare(
             refused.get_or_insert(("CreateContainerError", m));
             Vec::new()
         });
-        let env = container_env(draft, &uid, c, &image.env, &user.home, port, api_port);
+        let env = container_env(draft, &uid, c, &image.env, &user.home, ip, api_port);
         containers.push(ContainerRun {
             name: c.name.clone(),
             image: image_name,
@@ -347,12 +372,7 @@ pub(crate) fn prepare(
                     reason: reason.into(),
                     message,
                 },
-                None => Run::Ended(Ended {
-                    exit_code: 0,
-                    reason: "NotStarted".into(),
-                    started: Timestamp::now(),
-                    finished: Timestamp::now(),
-                }),
+                None => Run::not_started(),
             },
             restart_count: 0,
             last: None,
@@ -383,10 +403,37 @@ pub(crate) fn prepare(
         volumes,
         containers,
         pause: None,
+        ip,
+        network: None,
         faults: Faults::default(),
         deletion: None,
         ephemeral: Vec::new(),
     })
+}
+
+/// Create a pod's network namespace (before any of its containers starts).
+pub(crate) fn start_network(
+    cluster: &Arc<Cluster>,
+    namespace: &str,
+    pod: &str,
+) -> Result<(), Error> {
+    let ip = match cluster.lock().pod(namespace, pod) {
+        Some(p) => p.ip,
+        None => return Ok(()),
+    };
+    let network = PodNetwork::create(&cluster.spawner, cluster.mode, ip).map_err(|message| {
+        Error::Container {
+            namespace: namespace.into(),
+            pod: pod.into(),
+            container: "(network)".into(),
+            message,
+        }
+    })?;
+    let mut inner = cluster.lock();
+    if let Some(p) = inner.pod_mut(namespace, pod) {
+        p.network = Some(Arc::new(network));
+    }
+    Ok(())
 }
 
 /// Give a pod that shares its process namespace its pause process (PID 1 there).
@@ -411,8 +458,20 @@ pub(crate) fn start_container(
     pod: &str,
     container: &str,
 ) -> Result<(), Error> {
-    let (spec, generation, shared_pid) = {
+    let (spec, generation, shared_pid, net) = {
         let mut inner = cluster.lock();
+        let net = inner
+            .pod(namespace, pod)
+            .and_then(|p| p.network.as_ref())
+            .map(|n| n.join())
+            .transpose()
+            .map_err(|e| Error::io("duplicating the pod network's pidfd", e))?
+            .ok_or_else(|| Error::Container {
+                namespace: namespace.into(),
+                pod: pod.into(),
+                container: container.into(),
+                message: "the pod has no network namespace".into(),
+            })?;
         let shared_pid = match inner.pod(namespace, pod).and_then(|p| p.pause.as_ref()) {
             Some(pause) => Some(
                 pause
@@ -425,9 +484,9 @@ pub(crate) fn start_container(
         };
         let c = inner.container_mut(namespace, pod, container)?;
         c.generation += 1;
-        (c.spec.clone(), c.generation, shared_pid)
+        (c.spec.clone(), c.generation, shared_pid, net)
     };
-    let started = container::start(&cluster.spawner, cluster.mode, &spec, shared_pid);
+    let started = container::start(&cluster.spawner, cluster.mode, &spec, shared_pid, net);
     let mut inner = cluster.lock();
     let Some(p) = inner.pod_mut(namespace, pod) else {
         return Ok(());

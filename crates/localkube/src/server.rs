@@ -69,7 +69,15 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&cluster),
+            crate::rbac::authorize,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&cluster),
             authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&cluster),
+            crate::stall::headers_only,
         ))
         .with_state(cluster)
 }
@@ -132,6 +140,11 @@ pub(crate) async fn serve(
                 let app = app.clone();
                 let cluster = Arc::clone(&cluster);
                 connections.spawn(async move {
+                    if crate::stall::holds_connections(&cluster) {
+                        // Keep the socket open and silent until shutdown aborts this task.
+                        let _held = &tcp;
+                        std::future::pending::<()>().await;
+                    }
                     let tls = match acceptor.accept(tcp).await {
                         Ok(t) => t,
                         Err(e) => {

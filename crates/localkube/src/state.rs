@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::jiff::Timestamp;
 
 use crate::sys::container::ContainerSpec;
+use crate::sys::netns::PodNetwork;
 use crate::sys::{ChildProcess, Mode, Spawner};
 
 /// The node name pods report.
@@ -43,6 +44,18 @@ pub(crate) enum Run {
         reason: String,
         message: String,
     },
+}
+
+impl Run {
+    /// A container created but not started yet.
+    pub(crate) fn not_started() -> Self {
+        Run::Ended(Ended {
+            exit_code: 0,
+            reason: "NotStarted".into(),
+            started: Timestamp::now(),
+            finished: Timestamp::now(),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -91,6 +104,10 @@ pub(crate) struct PodState {
     pub containers: Vec<ContainerRun>,
     /// PID 1 of the pod's shared PID namespace (`shareProcessNamespace: true`).
     pub pause: Option<Arc<ChildProcess>>,
+    /// The pod's address inside its own network namespace.
+    pub ip: std::net::Ipv4Addr,
+    /// The pod's network namespace, once created.
+    pub network: Option<Arc<PodNetwork>>,
     pub faults: Faults,
     /// Set by a DELETE: the pod is terminating (see [`crate::lifecycle`]).
     pub deletion: Option<crate::lifecycle::Deletion>,
@@ -153,6 +170,19 @@ impl Inner {
     }
 }
 
+/// The lowest free pod address in `10.244.0.0/16` (flannel's default pod
+/// network), skipping `.0`, `.1` and `.255` of each /24; a deleted pod's
+/// address is free again, as with a CNI plugin's IPAM.
+pub(crate) fn free_pod_ip(inner: &Inner) -> Result<std::net::Ipv4Addr, crate::Error> {
+    let used: std::collections::HashSet<_> = inner.pods.iter().map(|p| p.ip).collect();
+    (0u8..=255)
+        .flat_map(|block| {
+            (2u8..=254).map(move |host| std::net::Ipv4Addr::new(10, 244, block, host))
+        })
+        .find(|ip| !used.contains(ip))
+        .ok_or_else(|| crate::Error::Config("no free pod address left in 10.244.0.0/16".into()))
+}
+
 /// What the API server adds to a Service when it is created.
 pub(crate) fn stamp_service(mut svc: Service) -> Service {
     svc.metadata.uid = Some(crate::manifest::random_uid());
@@ -171,6 +201,10 @@ pub(crate) struct Cluster {
     pub token: String,
     /// Tokens and client certificates accepted, and whose they are.
     pub auth: crate::auth::Authenticator,
+    /// Set by [`crate::LocalKube::set_stall`].
+    pub stall: Mutex<Option<crate::stall::Stall>>,
+    /// RBAC objects; empty means every authenticated user may do everything.
+    pub rbac: crate::rbac::Policy,
     pub runtime: tokio::runtime::Handle,
     /// The image map, for ephemeral containers added at run time.
     pub images: BTreeMap<String, crate::image::Image>,
@@ -292,6 +326,14 @@ impl PodState {
     pub(crate) fn phase(&self) -> String {
         if let Some(p) = &self.faults.phase {
             return p.clone();
+        }
+        // Created but not started yet: the kubelet reports ContainerCreating.
+        if self
+            .containers
+            .iter()
+            .any(|c| matches!(&c.run, Run::Ended(e) if e.reason == "NotStarted"))
+        {
+            return "Pending".into();
         }
         let running = self
             .containers
@@ -436,14 +478,13 @@ impl PodState {
                 cond("PodScheduled", true, None),
             ]
         };
-        let ip = (!pending).then(|| "127.0.0.1".to_string());
+        let host_ip = (!pending).then(|| "127.0.0.1".to_string());
+        let ip = (!pending).then(|| self.ip.to_string());
         let status = PodStatus {
             phase: Some(phase.clone()),
             conditions: Some(conditions),
-            host_ip: ip.clone(),
-            host_ips: ip
-                .clone()
-                .map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]),
+            host_ip: host_ip.clone(),
+            host_ips: host_ip.map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]),
             pod_ip: ip.clone(),
             pod_ips: ip.map(|ip| vec![PodIP { ip }]),
             start_time: (!pending).then(|| time(self.created)),

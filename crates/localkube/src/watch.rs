@@ -76,7 +76,8 @@ pub(crate) struct History {
     /// A watch must start at or after this version (events up to it are forgotten).
     compacted: u64,
     changed: tokio::sync::watch::Sender<u64>,
-    dropped: tokio::sync::watch::Sender<u64>,
+    /// (times dropped, whether the last drop expires the watches with 410).
+    dropped: tokio::sync::watch::Sender<(u64, bool)>,
     pub bookmark_interval: Duration,
 }
 
@@ -87,7 +88,7 @@ impl Default for History {
             events: VecDeque::new(),
             compacted: 0,
             changed: tokio::sync::watch::Sender::new(0),
-            dropped: tokio::sync::watch::Sender::new(0),
+            dropped: tokio::sync::watch::Sender::new((0, false)),
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
         }
     }
@@ -174,9 +175,14 @@ impl History {
         self.changed.subscribe()
     }
 
-    /// End every open watch stream.
-    pub(crate) fn drop_watches(&self) {
-        self.dropped.send_modify(|n| *n += 1);
+    /// End every open watch stream; with `expire`, each first gets an ERROR
+    /// event with `410 Gone`, as the watch cache sends a watcher that fell out
+    /// of its window.
+    pub(crate) fn drop_watches(&self, expire: bool) {
+        self.dropped.send_modify(|(n, e)| {
+            *n += 1;
+            *e = expire;
+        });
     }
 
     fn since(&self, rv: u64) -> Vec<Event> {
@@ -402,7 +408,17 @@ pub(crate) fn serve(
                     }
                 }
                 () = until_deadline => return,
-                _ = dropped.changed() => return,
+                _ = dropped.changed() => {
+                    if dropped.borrow().1 {
+                        let status = failure_body(
+                            410,
+                            &format!("too old resource version: {at} ({})", at + 1),
+                            None,
+                        );
+                        let _ = tx.send(line("ERROR", status)).await;
+                    }
+                    return;
+                }
                 () = tx.closed() => return,
             }
         }

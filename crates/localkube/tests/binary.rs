@@ -85,7 +85,8 @@ fn up_serves_until_sigterm_and_cleans_up() {
     let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
         .unwrap_or_default();
     let _ = children;
-    let sleepers = |ppid: u32| -> Vec<i32> {
+    // Children of localkube with this command name.
+    let children_named = |ppid: u32, comm: &str| -> Vec<i32> {
         std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
@@ -96,11 +97,17 @@ fn up_serves_until_sigterm_and_cleans_up() {
                     .map(|(_, r)| r.split_whitespace().collect())
                     .unwrap_or_default();
                 fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid)
+                    && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == comm)
             })
             .collect()
     };
-    let pids = sleepers(child.id());
+    let mut pids = children_named(child.id(), "sleep");
     assert_eq!(pids.len(), 2, "expected two container processes");
+    // And each pod's network namespace holder.
+    let holders = children_named(child.id(), "pod-network");
+    assert_eq!(holders.len(), 2, "expected two pod network holders");
+    pids.extend(holders);
 
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -140,7 +140,17 @@ async fn list_get_and_exec() {
     let cs = &status.container_statuses.unwrap()[0];
     assert!(cs.state.as_ref().unwrap().running.is_some());
     assert_eq!(cs.restart_count, 0);
-    assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
+    // The pod's own address (its network namespace's), not the host's.
+    let ip = kube
+        .pods()
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap()
+        .ip
+        .to_string();
+    assert!(ip.starts_with("10.244."), "{ip}");
+    assert_eq!(status.pod_ip.as_deref(), Some(ip.as_str()));
+    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
 
     match default.get("nope").await {
         Err(kube::Error::Api(s)) => {

@@ -273,12 +273,13 @@ fn exec_kill_usr1_makes_the_go_service_write_counters() {
     let kube = LocalKube::builder(tmp.path().join("kube"))
         .manifest(&m)
         .image("example/goapp", go_image())
+        .publish_ports(true)
         .start()
         .unwrap();
     let cache = tmp.path().join("cache");
     let pod = kube.pods().remove(0);
     let addr = pod.address.expect("the pod declares a port");
-    // The service is reachable from the host on its assigned port.
+    // The service is reachable from the host on its published port.
     let answered = eventually(Duration::from_secs(10), || {
         let Ok(mut s) = std::net::TcpStream::connect(addr) else {
             return false;

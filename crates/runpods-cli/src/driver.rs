@@ -1,10 +1,12 @@
 //! The shape both tools share: connect, select pods, plan containers, work on
-//! them in parallel, print the report, choose the exit code.
+//! them in parallel, print the report, choose the exit code. Text from the
+//! cluster (errors, run ids) is escaped before it reaches stderr.
 
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use hostile_text::Shown;
 use serde::Serialize;
 
 use runpods::cluster::Cluster;
@@ -26,7 +28,7 @@ pub struct Prepared {
 pub async fn prepare(tool: &str, common: &CommonArgs) -> Result<Prepared, i32> {
     let started = Instant::now();
     let fail = |e: runpods::Error| {
-        eprintln!("{tool}: error: {e}");
+        eprintln!("{tool}: error: {}", Shown(&e.to_string()));
         if e.is_usage() { EXIT_USAGE } else { 1 }
     };
     let choice = common.container_choice().map_err(fail)?;
@@ -34,14 +36,15 @@ pub async fn prepare(tool: &str, common: &CommonArgs) -> Result<Prepared, i32> {
     let selection = select_pods(&cluster, &common.query()).await.map_err(fail)?;
     if let Some(id) = &selection.detected_run_id {
         eprintln!(
-            "{tool}: using run id {id}, the only skaffold.dev/run-id found ({})",
-            selection.scope
+            "{tool}: using run id {}, the only skaffold.dev/run-id found ({})",
+            Shown(id),
+            Shown(&selection.scope)
         );
     }
     if selection.pods.is_empty() {
         eprintln!(
             "{tool}: error: no pods matched ({})",
-            selection.searched(&cluster)
+            Shown(&selection.searched(&cluster))
         );
         return Err(EXIT_USAGE);
     }
@@ -134,7 +137,7 @@ impl Prepared {
                 "{}: error: none of the {} matched pod(s) has a running container to work on ({}); see the lines above, or pass --container",
                 report.tool,
                 self.selection.pods.len(),
-                self.selection.searched(&self.cluster)
+                Shown(&self.selection.searched(&self.cluster))
             );
             return EXIT_USAGE;
         }

@@ -193,6 +193,7 @@ pub fn init_logging(verbose: u8, crates: &[&str]) {
     let filter = tracing_subscriber::EnvFilter::new(directives);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(hostile_text::escaped_fields())
         .with_writer(std::io::stderr)
         .with_target(false)
         // Hooks' output lands in CI logs: colour only on a terminal.

@@ -97,8 +97,10 @@ impl<'a> Router<'a> {
             .unwrap_or(true);
         if first {
             eprintln!(
-                "{}: pod {}/{}: container {} lacks the programs exec needs (kill, ls, tar); using a helper container",
-                self.tool, t.namespace, t.pod, t.container
+                "{}: pod {}: container {} lacks the programs exec needs (kill, ls, tar); using a helper container",
+                self.tool,
+                hostile_text::Shown(&format!("{}/{}", t.namespace, t.pod)),
+                hostile_text::Shown(&t.container)
             );
         }
     }

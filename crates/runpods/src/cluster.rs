@@ -77,6 +77,61 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+impl Cluster {
+    /// The error for a call that got no answer within the deadline, naming the server.
+    pub fn stalled(&self, what: &str) -> Error {
+        Error::Stalled {
+            what: what.to_string(),
+            server: self.server.clone(),
+            via: self
+                .proxy
+                .as_ref()
+                .map(|p| format!(" through the proxy {p}"))
+                .unwrap_or_default(),
+            context: self.context.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    /// The error for a 403 on `verb` `resource` in `namespace` (`None`: all
+    /// namespaces), with the `kubectl auth can-i` command that checks it.
+    pub fn denied(
+        &self,
+        verb: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        message: &str,
+    ) -> Error {
+        Error::Forbidden {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            message: one_line(message),
+            can_i: can_i(&self.context, verb, resource, namespace),
+        }
+    }
+}
+
+/// `kubectl auth can-i VERB RESOURCE -n NS|--all-namespaces [--context C]`.
+pub fn can_i(context: &str, verb: &str, resource: &str, namespace: Option<&str>) -> String {
+    let scope = match namespace {
+        Some(ns) => format!("-n {ns}"),
+        None => "--all-namespaces".into(),
+    };
+    let context = if context == "in-cluster" {
+        String::new()
+    } else {
+        format!(" --context {context}")
+    };
+    format!("kubectl auth can-i {verb} {resource} {scope}{context}")
+}
+
+/// The checks for an exec into a pod of `namespace` (both verbs are needed).
+pub(crate) fn can_i_all(namespace: &str) -> String {
+    format!(
+        "kubectl auth can-i create pods/exec -n {namespace} && kubectl auth can-i get pods/exec -n {namespace}"
+    )
+}
+
 /// The environment kubectl reads, captured once (and built by hand in tests).
 #[derive(Debug, Clone, Default)]
 pub struct Environment {

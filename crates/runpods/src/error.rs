@@ -32,6 +32,25 @@ pub enum Error {
         #[source]
         source: crate::cluster::proxy::ProxyError,
     },
+    #[error(
+        "{what}: no answer from the API server {server}{via} within {timeout:?} (context {context:?}); check that it is reachable, or allow more time with --timeout"
+    )]
+    Stalled {
+        what: String,
+        server: String,
+        via: String,
+        context: String,
+        timeout: std::time::Duration,
+    },
+    #[error(
+        "{message}: the tools need {verb:?} on {resource:?} (see hooks/rbac/); check with: {can_i}"
+    )]
+    Forbidden {
+        verb: String,
+        resource: String,
+        message: String,
+        can_i: String,
+    },
     #[error(transparent)]
     Plugin(#[from] crate::cluster::plugin::PluginError),
     #[error("cannot create a Kubernetes client for context {context:?}: {source}")]
@@ -42,7 +61,10 @@ pub enum Error {
     },
     #[error("invalid --selector {selector:?}: {message}")]
     Selector { selector: String, message: String },
-    #[error("cannot list pods in {scope} of context {context:?}: {source}")]
+    #[error(
+        "cannot list pods in {scope} of context {context:?}: {}",
+        crate::exec::describe_kube_error(source)
+    )]
     List {
         scope: String,
         context: String,
@@ -80,7 +102,12 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         !matches!(
             self,
-            Error::List { .. } | Error::Client { .. } | Error::Io { .. } | Error::Plugin(_)
+            Error::List { .. }
+                | Error::Client { .. }
+                | Error::Io { .. }
+                | Error::Plugin(_)
+                | Error::Stalled { .. }
+                | Error::Forbidden { .. }
         )
     }
 }

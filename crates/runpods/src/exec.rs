@@ -142,6 +142,11 @@ pub enum ExecError {
         #[source]
         source: kube::Error,
     },
+    /// RBAC refused the exec (403): what is missing and how to check it.
+    #[error(
+        "exec refused: HTTP 403 {message}: the tools need \"create\" and \"get\" on \"pods/exec\" (see hooks/rbac/); check with: {can_i}"
+    )]
+    Forbidden { message: String, can_i: String },
     #[error("timed out after {0:?}")]
     TimedOut(Duration),
 }
@@ -161,6 +166,7 @@ impl ExecError {
                     ),
                 ..
             } => Some(code.as_u16()),
+            ExecError::Forbidden { .. } => Some(403),
             _ => None,
         }
     }
@@ -258,7 +264,25 @@ where
             api.exec(&spec.pod, spec.argv.clone(), &params)
         })
         .await;
-        let mut process = connected.map_err(|source| ExecError::Connect { attempts, source })?;
+        let mut process = connected.map_err(|source| {
+            let refused = ExecError::Connect { attempts, source };
+            if refused.http_code() != Some(403) {
+                return refused;
+            }
+            let message = match &refused {
+                ExecError::Connect {
+                    source: kube::Error::Api(s),
+                    ..
+                } => s.message.clone(),
+                _ => "Forbidden".into(),
+            };
+            // kube-apiserver 1.35 checks both for a WebSocket exec
+            // (AuthorizePodWebsocketUpgradeCreatePermission, kubernetes#134577).
+            ExecError::Forbidden {
+                message: crate::cluster::one_line(&message),
+                can_i: crate::cluster::can_i_all(&spec.namespace),
+            }
+        })?;
         // kube closes stdout/stderr only when its loop ends normally; when the
         // connection breaks (no status, no close frame) the pipes stay open. So
         // the end of the loop is watched through the status future, which
@@ -357,17 +381,33 @@ pub async fn exec_capture(
     .await
 }
 
-/// Whether a failed exec looks like "the program is not in the image".
-pub fn program_missing(status: &ExitStatus, stderr: &str) -> bool {
-    let text = match status {
-        ExitStatus::Failure { message, .. } => format!("{message}\n{stderr}"),
-        ExitStatus::Code { code: 126 | 127 } => return true,
-        _ => stderr.to_string(),
-    };
-    let t = text.to_ascii_lowercase();
-    t.contains("executable file not found")
-        || t.contains("no such file or directory")
-        || t.contains("not found in $path")
+/// Whether a failed exec means "the program is not in the image": the
+/// runtime could not start it (exit 126/127, runc's "executable file not
+/// found in $PATH" in a failure status). A program that ran and then printed
+/// "No such file or directory" (busybox `tar` and `ls` for a missing folder,
+/// GNU tar for a missing `gzip`) exists; see [`path_missing`].
+pub fn program_missing(status: &ExitStatus, _stderr: &str) -> bool {
+    match status {
+        ExitStatus::Code { code: 126 | 127 } => true,
+        ExitStatus::Failure { message, .. } => {
+            let t = message.to_ascii_lowercase();
+            t.contains("executable file not found")
+                || t.contains("no such file or directory")
+                || t.contains("not found in $path")
+        }
+        _ => false,
+    }
+}
+
+/// Whether a program's stderr says `path` itself does not exist (GNU:
+/// "tar: DIR: Cannot open: No such file or directory", "ls: cannot access
+/// 'DIR': …"; busybox: "tar: can't change directory to 'DIR': …", "ls: DIR: …").
+pub fn path_missing(stderr: &str, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    !path.is_empty()
+        && stderr.lines().any(|l| {
+            l.contains(path) && l.to_ascii_lowercase().contains("no such file or directory")
+        })
 }
 
 #[cfg(test)]
@@ -406,5 +446,21 @@ mod tests {
         let st = ExitStatus::from_status(s);
         assert!(matches!(&st, ExitStatus::Failure { reason, .. } if reason == "InternalError"));
         assert!(program_missing(&st, ""));
+    }
+
+    #[test]
+    fn a_missing_folder_is_not_a_missing_program() {
+        let busybox = "tar: can't change directory to '/cov': No such file or directory\n";
+        assert!(!program_missing(&ExitStatus::Code { code: 1 }, busybox));
+        assert!(path_missing(busybox, "/cov/"));
+        assert!(path_missing(
+            "ls: /cov: No such file or directory\n",
+            "/cov"
+        ));
+        assert!(!path_missing(
+            "tar: can't execute 'gzip': No such file or directory\n",
+            "/cov"
+        ));
+        assert!(program_missing(&ExitStatus::Code { code: 127 }, ""));
     }
 }

@@ -1,5 +1,10 @@
 //! Per-container results, the summary, human and JSON output, exit codes.
 //!
+//! Names, messages and warnings carry raw text from the cluster and the pods
+//! (file names, link targets, a program's stderr). Human output escapes them
+//! as it prints ([`hostile_text::escape`]); JSON output carries them raw, with
+//! every control character escaped ([`hostile_text::to_json_pretty`]).
+//!
 //! Exit codes (both tools): 0 every selected container succeeded; 1 any
 //! failed (or, with `--strict`, any was skipped); 2 usage errors or nothing
 //! matched (`runpods_cli::EXIT_USAGE`).
@@ -7,6 +12,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use hostile_text::escape;
 use serde::Serialize;
 
 use crate::targets::{Skip, Target};
@@ -141,22 +147,21 @@ impl<D: Serialize, S: Serialize> Report<D, S> {
 
     /// One line per pod/container, then the summary line (`totals_line` adds the tool's totals).
     pub fn write_human(&self, out: &mut dyn Write, totals_line: &str) -> std::io::Result<()> {
-        let width = self
+        let wheres: Vec<String> = self
             .results
             .iter()
-            .map(|o| o.where_().len())
-            .max()
-            .unwrap_or(0);
-        for o in &self.results {
+            .map(|o| escape(&o.where_()).into_owned())
+            .collect();
+        let width = wheres.iter().map(|w| w.chars().count()).max().unwrap_or(0);
+        for (o, where_) in self.results.iter().zip(&wheres) {
             writeln!(
                 out,
-                "{:<7} {:<width$}  {}",
+                "{:<7} {where_:<width$}  {}",
                 o.state.word(),
-                o.where_(),
-                o.message
+                escape(&o.message)
             )?;
             for w in &o.warnings {
-                writeln!(out, "{:<7} {:<width$}  warning: {w}", "", "")?;
+                writeln!(out, "{:<7} {:<width$}  warning: {}", "", "", escape(w))?;
             }
         }
         let s = &self.summary;
@@ -174,7 +179,7 @@ impl<D: Serialize, S: Serialize> Report<D, S> {
     }
 
     pub fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self).map_err(std::io::Error::other)?;
+        hostile_text::to_json_pretty(&mut *out, self)?;
         writeln!(out)
     }
 }
@@ -216,6 +221,19 @@ mod tests {
         assert_eq!(report(&[State::Ok, State::Skipped]).exit_code(false), 0);
         assert_eq!(report(&[State::Ok, State::Skipped]).exit_code(true), 1);
         assert_eq!(report(&[State::Ok, State::Failed]).exit_code(false), 1);
+    }
+
+    #[test]
+    fn human_output_escapes_pod_text() {
+        let mut r = report(&[State::Failed]);
+        r.results[0].message = "tar: \u{1b}[2J\n::error::x".into();
+        r.results[0].warnings = vec!["##vso[task.complete]".into()];
+        let mut buf = Vec::new();
+        r.write_human(&mut buf, "").expect("write");
+        let text = String::from_utf8(buf).expect("utf8");
+        assert!(text.contains("tar: \\x1b[2J\\n::error::x"), "{text}");
+        assert!(text.contains("warning: \\x23#vso[task.complete]"), "{text}");
+        assert_eq!(text.lines().count(), 3, "{text}");
     }
 
     #[test]

@@ -84,32 +84,39 @@ pub async fn list_pods(
     retry: RetryPolicy,
 ) -> Result<Vec<Pod>, Error> {
     let params = ListParams::default().labels_from(selector);
-    let apis: Vec<(String, Api<Pod>)> = if namespaces.is_empty() {
-        vec![("all namespaces".into(), Api::all(cluster.client.clone()))]
+    let apis: Vec<(String, Option<&str>, Api<Pod>)> = if namespaces.is_empty() {
+        vec![(
+            "all namespaces".into(),
+            None,
+            Api::all(cluster.client.clone()),
+        )]
     } else {
         namespaces
             .iter()
             .map(|ns| {
                 (
                     format!("namespace {ns}"),
+                    Some(ns.as_str()),
                     Api::namespaced(cluster.client.clone(), ns),
                 )
             })
             .collect()
     };
     let mut pods = Vec::new();
-    for (scope, api) in apis {
-        let (res, _) = with_retries(
-            retry,
-            &format!("list pods in {scope}"),
-            is_transient,
-            || api.list(&params),
-        )
-        .await;
-        let list = res.map_err(|source| Error::List {
-            scope,
-            context: cluster.context.clone(),
-            source,
+    for (scope, ns, api) in apis {
+        let what = format!("list pods in {scope}");
+        // The whole call, retries included, within the user's deadline.
+        let attempt = with_retries(retry, &what, is_transient, || api.list(&params));
+        let (res, _) = tokio::time::timeout(cluster.timeout, attempt)
+            .await
+            .map_err(|_| cluster.stalled(&what))?;
+        let list = res.map_err(|source| match &source {
+            kube::Error::Api(s) if s.code == 403 => cluster.denied("list", "pods", ns, &s.message),
+            _ => Error::List {
+                scope,
+                context: cluster.context.clone(),
+                source,
+            },
         })?;
         pods.extend(list.items);
     }
@@ -125,6 +132,7 @@ pub async fn list_pods(
 
 /// Find the run's pods (detecting the run id when neither it nor a selector is given).
 pub async fn select_pods(cluster: &Cluster, query: &PodQuery) -> Result<Selection, Error> {
+    let query = &within_reach(cluster, query).await?;
     let scope = scope(&query.namespaces);
     let mut detected = None;
     let run_id = match (&query.run_id, &query.selector) {
@@ -159,6 +167,40 @@ pub async fn select_pods(cluster: &Cluster, query: &PodQuery) -> Result<Selectio
         scope,
         detected_run_id: detected,
     })
+}
+
+/// With no namespace asked for, all namespaces are searched; when the user may
+/// not list pods cluster-wide (a namespaced `Role`, typical of a CI service
+/// account), the search falls back to the namespace kubectl would use: the
+/// context's, or the pod's own in-cluster.
+async fn within_reach(cluster: &Cluster, query: &PodQuery) -> Result<PodQuery, Error> {
+    if !query.namespaces.is_empty() {
+        return Ok(query.clone());
+    }
+    let probe = ListParams::default().limit(1);
+    let api: Api<Pod> = Api::all(cluster.client.clone());
+    let what = "list pods in all namespaces";
+    let (res, _) = tokio::time::timeout(
+        cluster.timeout,
+        with_retries(query.retry, what, is_transient, || api.list(&probe)),
+    )
+    .await
+    .map_err(|_| cluster.stalled(what))?;
+    match res {
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            let ns = cluster.default_namespace.clone();
+            tracing::warn!(
+                "may not list pods in all namespaces ({}); searching namespace {ns}, the default namespace of context {:?}",
+                crate::cluster::one_line(&s.message),
+                cluster.context
+            );
+            Ok(PodQuery {
+                namespaces: vec![ns],
+                ..query.clone()
+            })
+        }
+        _ => Ok(query.clone()),
+    }
 }
 
 /// The one run id the pods share, or every id found (empty when none).

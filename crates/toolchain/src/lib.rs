@@ -131,15 +131,15 @@ pub fn xmllint() -> Result<PathBuf, Missing> {
     system_tool("xmllint")
 }
 
+/// `busybox` (Debian `busybox-static`): the toolbox of busybox and
+/// distroless `:debug` images, whose applets tests put in a container's `PATH`.
+pub fn busybox() -> Result<PathBuf, Missing> {
+    system_tool("busybox")
+}
+
 /// Headless-capable `chromium` (Debian `chromium`).
 pub fn chromium() -> Result<PathBuf, Missing> {
     system_tool("chromium")
-}
-
-/// The static busybox of Debian's `busybox-static`, the base of the test
-/// images that carry `sh`, `kill`, `tar` and `ls` (like distroless `:debug`).
-pub fn busybox() -> Result<PathBuf, Missing> {
-    system_tool("busybox")
 }
 
 /// `skopeo` (Debian `skopeo`): `skopeo inspect oci:DIR` checks image layouts independently.

@@ -30,6 +30,12 @@ pub struct Options {
     /// are replaced on each run. Default: `demo/` in the Cargo target folder.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// The Skaffold profile to run: `coverage`, or `coverage-distroless` (its
+    /// overlay and hooks; localkube does not run image filesystems yet, so the
+    /// container still finds the host's tools and `--via auto` keeps to exec:
+    /// the demo prints whether helper containers were added).
+    #[arg(long, default_value = "coverage", value_name = "NAME")]
+    pub profile: String,
 }
 
 #[cfg(target_os = "linux")]

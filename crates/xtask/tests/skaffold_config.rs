@@ -148,6 +148,45 @@ fn skaffold_yaml_is_current_schema() {
     );
 }
 
+/// The first Skaffold release that reads each schema the example may use
+/// (v4beta13: GoogleContainerTools/skaffold#9741, released in v2.15.0).
+const FIRST_RELEASE: &[(&str, (u32, u32, u32))] = &[("skaffold/v4beta13", (2, 15, 0))];
+
+#[test]
+fn example_readme_states_the_skaffold_release_its_schema_needs() {
+    let config = skaffold();
+    let (_, needed) = FIRST_RELEASE
+        .iter()
+        .find(|(schema, _)| *schema == config.api_version)
+        .unwrap_or_else(|| {
+            panic!(
+                "add {} and the Skaffold release that first shipped it to FIRST_RELEASE",
+                config.api_version
+            )
+        });
+    let readme = std::fs::read_to_string(example().join("README.md")).expect("example README");
+    let line = readme
+        .lines()
+        .find(|l| l.contains("[Skaffold](https://skaffold.dev) v"))
+        .expect("the README names a minimum Skaffold version");
+    let stated: Vec<u32> = line
+        .split("https://skaffold.dev) v")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|v| v.split('.').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    let stated = (
+        stated.first().copied().unwrap_or(0),
+        stated.get(1).copied().unwrap_or(0),
+        stated.get(2).copied().unwrap_or(0),
+    );
+    assert!(
+        stated >= *needed,
+        "the example README says Skaffold {stated:?} or newer, but {} first shipped in {needed:?}",
+        config.api_version
+    );
+}
+
 #[test]
 fn base_config_builds_without_coverage_and_has_no_hooks() {
     let config = skaffold();
@@ -312,4 +351,126 @@ fn coverage_overlay_holds_a_deleted_pod_with_a_native_sleep_and_leaves_time_to_f
         .expect("terminationGracePeriodSeconds");
     // main.go drains for up to 5 s after SIGTERM, then flushes.
     assert!(grace >= sleep + 5 + 5, "grace {grace}s vs preStop {sleep}s");
+}
+
+#[test]
+fn distroless_profile_ships_the_nonroot_image_with_the_same_hooks() {
+    let config = skaffold();
+    let find = |name: &str| {
+        config
+            .profiles
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("a `{name}` profile"))
+    };
+    let (coverage, distroless) = (find("coverage"), find("coverage-distroless"));
+    let [artifact] = distroless.build.artifacts.as_slice() else {
+        panic!("the coverage-distroless profile builds one artifact");
+    };
+    assert_eq!(
+        artifact.ko.from_image.as_deref(),
+        Some("gcr.io/distroless/static-debian12:nonroot")
+    );
+    assert_eq!(
+        artifact.ko.flags, coverage.build.artifacts[0].ko.flags,
+        "the same coverage build flags"
+    );
+    let hooks = |p: &Profile| {
+        p.deploy
+            .kubectl
+            .as_ref()
+            .and_then(|k| k.hooks.as_ref())
+            .map(|h| {
+                h.after
+                    .iter()
+                    .map(|i| i.host.command.clone())
+                    .collect::<Vec<_>>()
+            })
+            .expect("hooks")
+    };
+    assert_eq!(
+        hooks(distroless),
+        hooks(coverage),
+        "the hooks are unchanged"
+    );
+    assert_eq!(
+        distroless.manifests.kustomize.paths,
+        ["k8s/overlays/coverage-distroless"]
+    );
+    // The overlay keeps GOCOVERDIR on its emptyDir and states the image's uid,
+    // which the helper container copies.
+    let docs = kustomize("k8s/overlays/coverage-distroless");
+    let pod = &deployment(&docs)["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let app = pod["containers"]
+        .as_sequence()
+        .and_then(|c| c.iter().find(|c| c["name"] == "app"))
+        .expect("container `app`");
+    assert!(
+        app["env"]
+            .as_sequence()
+            .is_some_and(|e| e.iter().any(|e| e["name"] == "GOCOVERDIR"))
+    );
+}
+
+#[test]
+fn dev_profile_follows_the_pods_across_redeploys() {
+    let text = std::fs::read_to_string(example().join("skaffold.yaml")).expect("skaffold.yaml");
+    let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    let dev = config["profiles"]
+        .as_sequence()
+        .and_then(|p| p.iter().find(|p| p["name"] == "dev"))
+        .expect("a dev profile");
+    assert_eq!(
+        dev["manifests"]["kustomize"]["paths"][0], "k8s/overlays/coverage",
+        "the dev profile deploys the overlay with the preStop hold"
+    );
+    let fragment: serde_yaml::Value =
+        read_yaml(&toolchain::workspace_root().join("hooks/kubectl-dev.yaml"));
+    for (hooks, origin) in [
+        (
+            &dev["deploy"]["kubectl"]["hooks"],
+            "skaffold.yaml profile dev",
+        ),
+        (&fragment["kubectl"]["hooks"], "hooks/kubectl-dev.yaml"),
+    ] {
+        let command = |h: &serde_yaml::Value| -> Vec<String> {
+            h["host"]["command"]
+                .as_sequence()
+                .expect("a host command")
+                .iter()
+                .map(|a| a.as_str().expect("a string").to_string())
+                .collect()
+        };
+        let before: Vec<Vec<String>> = hooks["before"]
+            .as_sequence()
+            .expect("before hooks")
+            .iter()
+            .map(command)
+            .collect();
+        let after: Vec<Vec<String>> = hooks["after"]
+            .as_sequence()
+            .expect("after hooks")
+            .iter()
+            .map(command)
+            .collect();
+        assert_eq!(before.len(), 1, "{origin}");
+        let start = &before[0];
+        assert_eq!(start[0], "cov-collect", "{origin}");
+        for flag in ["--follow", "--detach", "--pid-file"] {
+            assert!(
+                start.iter().any(|a| a == flag),
+                "{origin}: {start:?} lacks {flag}"
+            );
+        }
+        let pid_file = &start[start.iter().position(|a| a == "--pid-file").unwrap() + 1];
+        let programs: Vec<&str> = after.iter().map(|c| c[0].as_str()).collect();
+        assert_eq!(programs, ["go", "cov-collect", "cov-report"], "{origin}");
+        assert_eq!(
+            after[1][1..],
+            ["--stop".to_string(), "--pid-file".into(), pid_file.clone()],
+            "{origin}"
+        );
+    }
 }

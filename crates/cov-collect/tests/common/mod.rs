@@ -196,7 +196,9 @@ pub fn start_with(
         localkube::LocalKube::builder(dir.path().join("kube"))
             .image(IMAGE, go_image(ocilayout::Flavour::Debug, "atomic"))
             .label("skaffold.dev/run-id", RUN_ID)
-            .context("localkube-test"),
+            .context("localkube-test")
+            // The tests drive traffic straight at each pod.
+            .publish_ports(true),
     );
     for (path, ns, labels) in manifests {
         b = b.manifest_with(path, *ns, labels.clone());

@@ -12,10 +12,11 @@
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
+use super::netns::{Join, clone_joined};
 use super::process::{
     CStringArray, ChildProcess, Mode, child_fail, child_write, clone3, cstring, errno, pipe,
 };
@@ -146,14 +147,17 @@ struct Prepared {
 
 /// Start the container; returns once its program has been executed (or failed to).
 /// With `shared_pid`, the pidfd of a pod's pause process, the container joins
-/// that PID namespace instead of getting its own.
+/// that PID namespace instead of getting its own. It always joins its pod's
+/// network (and, without root, the user namespace that owns it): `net`.
+/// Without root (`mode`), it gets a user namespace of its own inside that one.
 pub(crate) fn start(
     spawner: &Spawner,
     mode: Mode,
     spec: &ContainerSpec,
     shared_pid: Option<OwnedFd>,
+    net: Join,
 ) -> Result<ChildProcess, String> {
-    start_with_stdin(spawner, mode, spec, shared_pid, None)
+    start_with_stdin(spawner, mode, spec, shared_pid, net, None)
 }
 
 /// [`start`] with `stdin` (the read end of a pipe) as the container's standard
@@ -163,6 +167,7 @@ pub(crate) fn start_with_stdin(
     mode: Mode,
     spec: &ContainerSpec,
     shared_pid: Option<OwnedFd>,
+    net: Join,
     stdin: Option<OwnedFd>,
 ) -> Result<ChildProcess, String> {
     std::fs::create_dir_all(&spec.root_dir)
@@ -191,21 +196,16 @@ pub(crate) fn start_with_stdin(
         stdin,
         err_w,
     };
+    // Without root, a user namespace of its own inside the pod's (see rootfs::plan).
     let mut flags = mode.clone_flags();
     if shared_pid.is_some() {
         flags &= !(libc::CLONE_NEWPID as u64);
     }
     let child = spawner.call(move || {
-        // SAFETY: the child branch only runs `container_child`, which ends in execve/_exit.
-        let clone = || match unsafe { clone3(flags) } {
-            Ok(None) => unsafe { container_child(&prep) },
-            Ok(Some(child)) => Ok(child),
-            Err(e) => Err(e),
-        };
-        match &shared_pid {
-            Some(pause) => in_pid_namespace_of(pause, clone).and_then(|r| r),
-            None => clone(),
-        }
+        // SAFETY: the child only runs `container_child`, which ends in execve/_exit.
+        clone_joined(&net, shared_pid.as_ref(), flags, || unsafe {
+            container_child(&prep)
+        })
     })?;
     let child = child.map_err(|e| format!("cannot create the container's namespaces: {e}"))?;
     let mut buf = Vec::new();
@@ -223,29 +223,6 @@ pub(crate) fn start_with_stdin(
         return Err(format!("{doing}: {err}"));
     }
     Ok(child)
-}
-
-/// Run `f` (on the spawner thread) with new children created in the PID
-/// namespace of the process behind `pidfd`, then switch back. Only this
-/// thread's future children are affected, so other threads need not stop.
-fn in_pid_namespace_of<R>(pidfd: &OwnedFd, f: impl FnOnce() -> R) -> io::Result<R> {
-    let own = File::open("/proc/thread-self/ns/pid")?;
-    let setns = |fd: i32| {
-        // SAFETY: plain syscall on descriptors we hold.
-        if unsafe { libc::setns(fd, libc::CLONE_NEWPID) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    setns(pidfd.as_raw_fd())?;
-    let r = f();
-    if let Err(e) = setns(own.as_raw_fd()) {
-        // Returning to our own namespace is always allowed; if it ever failed,
-        // later containers would land in this pod's namespace.
-        tracing::error!("cannot return the spawner to its PID namespace: {e}");
-    }
-    Ok(r)
 }
 
 /// Start a pod's pause process: PID 1 of a new PID namespace that only reaps

@@ -8,6 +8,7 @@
 //! locks), because the parent is multi-threaded.
 
 pub(crate) mod container;
+pub(crate) mod netns;
 pub(crate) mod nsexec;
 pub(crate) mod process;
 pub(crate) mod rootfs;

@@ -66,7 +66,9 @@ pub(crate) fn spawn(spawner: &Spawner, spec: ExecSpec) -> Result<ExecProcess, St
     let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let (exec_failed, exec_failed_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    let mut ns_flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS;
+    // The pod's network too, so an exec'd command sees the pod's localhost.
+    let mut ns_flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWNET;
     if let Mode::UserNamespace { .. } = spec.mode {
         ns_flags |= libc::CLONE_NEWUSER;
     }

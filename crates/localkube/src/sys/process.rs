@@ -90,11 +90,21 @@ pub(crate) struct ChildProcess {
 /// In the child only async-signal-safe work may follow (the parent has threads),
 /// and the child must end in `execve` or `_exit`.
 pub(crate) unsafe fn clone3(flags: u64) -> io::Result<Option<ChildProcess>> {
+    // SAFETY: as for this function.
+    unsafe { clone3_raw(flags, libc::SIGCHLD as u64) }
+}
+
+/// [`clone3`] with an explicit exit signal (which must be 0 with `CLONE_PARENT`:
+/// the child then reports to its new parent as the caller does).
+///
+/// # Safety
+/// As [`clone3`].
+pub(crate) unsafe fn clone3_raw(flags: u64, exit_signal: u64) -> io::Result<Option<ChildProcess>> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     // SAFETY: args is a valid clone_args; without CLONE_VM and a stack the child

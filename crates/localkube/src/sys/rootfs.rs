@@ -123,14 +123,16 @@ impl Root<'_> {
 /// Work out every step of the container's filesystem and identity.
 pub(crate) fn plan(spec: &ContainerSpec, mode: Mode) -> Result<Plan, String> {
     let mut plan = Plan::default();
-    if let Mode::UserNamespace { uid, gid } = mode {
-        // Map the container's user and group to ours: the process is that
-        // uid/gid inside, keeps the capabilities to mount until it executes
-        // its program, and owns what we own (setgroups must be denied first).
+    if let Mode::UserNamespace { .. } = mode {
+        // The container's own user namespace, inside its pod's (where we are
+        // root, mapped to the user running localkube): map the container's
+        // user and group to that root, so the process is that uid/gid inside,
+        // keeps the capabilities to mount until it executes its program, and
+        // owns what we own (setgroups must be denied first).
         for (path, data) in [
-            ("/proc/self/uid_map", format!("{} {uid} 1\n", spec.user.uid)),
+            ("/proc/self/uid_map", format!("{} 0 1\n", spec.user.uid)),
             ("/proc/self/setgroups", "deny".to_string()),
-            ("/proc/self/gid_map", format!("{} {gid} 1\n", spec.user.gid)),
+            ("/proc/self/gid_map", format!("{} 0 1\n", spec.user.gid)),
         ] {
             plan.push(
                 Op::WriteFile {

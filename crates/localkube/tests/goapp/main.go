@@ -1,6 +1,6 @@
 // A tiny service for localkube's tests: built with -cover, it flushes its
 // coverage counters into $GOCOVERDIR on SIGUSR1 (as Skaffold's Go coverage
-// tutorial does) and answers HTTP on 127.0.0.1:$PORT.
+// tutorial does) and answers HTTP on :$PORT (default 8080), as services do.
 package main
 
 import (
@@ -33,5 +33,9 @@ func main() {
 		host, _ := os.Hostname()
 		fmt.Fprintf(w, "hello from %s pid %d\n", host, os.Getpid())
 	})
-	log.Fatal(http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil))
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	log.Fatal(http.ListenAndServe(":"+port, nil))
 }

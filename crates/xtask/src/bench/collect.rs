@@ -10,6 +10,11 @@
 //! cov-collect's report; the tutorial's is the size of the `tar -cf` stream
 //! of the same folder (GNU tar, computed locally from the pod volume).
 //! Afterwards both output folders must hold the same files.
+//!
+//! The helper-mode row times, on one localkube, signal + collect with `--via
+//! exec`, then with `--via helper` twice: the first run adds a `cov-helper`
+//! ephemeral container to every pod, the second reuses them. Target: the
+//! second run within 1.5x of exec mode.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,10 @@ pub struct Args {
     /// Folder for the benchmark's files (default: bench-collect/ in the target folder).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Pods for the helper-mode row (0 skips it): exec mode, then a first run
+    /// through helper containers (adds them), then a second (reuses them).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub helper_pods: usize,
 }
 
 const RUN_ID: &str = "bench-run";
@@ -231,6 +240,8 @@ fn measure(
         .image(IMAGE, service)
         .label("skaffold.dev/run-id", RUN_ID)
         .context("bench")
+        // The benchmark drives traffic straight at each pod.
+        .publish_ports(true)
         .start()
         .context("starting localkube")?;
     traffic(&kube)?;
@@ -330,6 +341,92 @@ fn measure(
     })
 }
 
+/// The helper-mode timings at `pods` pods.
+struct HelperRow {
+    pods: usize,
+    exec: Duration,
+    first: Duration,
+    second: Duration,
+}
+
+/// The image the helper row maps `--helper-image`'s default to.
+const HELPER_IMAGE: &str = "docker.io/library/busybox";
+
+fn measure_helper(
+    work: &Path,
+    service: &Path,
+    tools: &(PathBuf, PathBuf),
+    pods: usize,
+) -> Result<HelperRow> {
+    let busybox = toolchain::busybox()?;
+    let dir = work.join(format!("helper{pods}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let kube = localkube::LocalKube::builder(dir.join("kube"))
+        .manifest(manifest(&dir, pods)?)
+        .image(IMAGE, service)
+        .image(HELPER_IMAGE, &busybox)
+        .label("skaffold.dev/run-id", RUN_ID)
+        .context("bench")
+        .publish_ports(true)
+        .start()
+        .context("starting localkube")?;
+    traffic(&kube)?;
+    let kcfg = kube.kubeconfig().to_path_buf();
+    // signal + collect with `via`; the time of both.
+    let round = |via: &str, n: usize| -> Result<Duration> {
+        let t = Instant::now();
+        for (tool, extra) in [
+            (&tools.0, vec![]),
+            (
+                &tools.1,
+                vec![
+                    "--out".to_string(),
+                    dir.join(format!("{via}-{n}")).display().to_string(),
+                ],
+            ),
+        ] {
+            let out = Command::new(tool)
+                .arg("--kubeconfig")
+                .arg(&kcfg)
+                .args(["--context", "bench", "--run-id", RUN_ID, "--via", via])
+                .args(&extra)
+                .env_remove("SKAFFOLD_RUN_ID")
+                .env_remove("SKAFFOLD_NAMESPACES")
+                .env_remove("SKAFFOLD_KUBE_CONTEXT")
+                .env_remove("SKAFFOLD_WORK_DIR")
+                .output()
+                .with_context(|| format!("running {}", tool.display()))?;
+            ensure!(
+                out.status.success(),
+                "{} --via {via} failed:\n{}",
+                tool.display(),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        Ok(t.elapsed())
+    };
+    let exec = round("exec", 1)?;
+    let first = round("helper", 1)?;
+    let second = round("helper", 2)?;
+    let helpers: usize = kube
+        .pods()
+        .iter()
+        .map(|p| p.ephemeral_containers.len())
+        .sum();
+    ensure!(
+        helpers == pods,
+        "expected one helper per pod after two runs, found {helpers} for {pods} pods"
+    );
+    kube.shutdown();
+    Ok(HelperRow {
+        pods,
+        exec,
+        first,
+        second,
+    })
+}
+
 pub fn run(args: &Args) -> Result<()> {
     if args.replicas.is_empty() {
         bail!("--replicas needs at least one count");
@@ -371,6 +468,20 @@ pub fn run(args: &Args) -> Result<()> {
             r.our_bytes,
             r.tutorial_bytes as f64 / r.our_bytes.max(1) as f64,
             if r.same_files { "yes" } else { "NO" }
+        );
+    }
+    if args.helper_pods > 0 {
+        eprintln!("measuring helper mode at {} pods…", args.helper_pods);
+        let h = measure_helper(&work, &service, &tools, args.helper_pods)?;
+        let ratio = h.second.as_secs_f64() / h.exec.as_secs_f64();
+        println!(
+            "helper mode at {} pods (signal+collect): exec {:.2}s, helper first run {:.2}s (adds {} helpers), second run {:.2}s (reuses them): second/exec {ratio:.2}x (target <= 1.5x: {})",
+            h.pods,
+            h.exec.as_secs_f64(),
+            h.first.as_secs_f64(),
+            h.pods,
+            h.second.as_secs_f64(),
+            if ratio <= 1.5 { "met" } else { "MISSED" }
         );
     }
     if let Some(r) = rows.iter().find(|r| r.replicas == 50) {

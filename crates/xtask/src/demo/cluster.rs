@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 /// before it runs `after` deploy hooks).
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
+/// The repository of the tools' default `--helper-image` (busybox runs it here).
+const HELPER_IMAGE: &str = "docker.io/library/busybox";
+
 pub struct Pod {
     pub namespace: String,
     pub name: String,
@@ -24,13 +27,15 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts localkube in `dir` with `manifest`, running the image layout
-    /// `image_dir` for `image`, every pod labelled `skaffold.dev/run-id=<run_id>`, and waits
+    /// `image_dir` for `image` and the busybox layout `helper_dir` for the
+    /// tools' helper image, every pod labelled `skaffold.dev/run-id=<run_id>`, and waits
     /// until every pod accepts connections.
     pub fn start(
         dir: &Path,
         manifest: &Path,
         image: &str,
         image_dir: &Path,
+        helper_dir: &Path,
         run_id: &str,
     ) -> Result<Cluster> {
         if dir.exists() {
@@ -41,7 +46,10 @@ impl Cluster {
         let kube = localkube::LocalKube::builder(dir)
             .manifest(manifest)
             .image(image, image_dir)
+            // The tools' default --helper-image, for images without kill/ls/tar.
+            .image(HELPER_IMAGE, helper_dir)
             .label("skaffold.dev/run-id", run_id)
+            .publish_ports(true)
             .start()
             .context("starting localkube")?;
         let infos = kube.pods();
@@ -76,6 +84,19 @@ impl Cluster {
         self.kube.services()
     }
 
+    /// `ns/pod: name` of every ephemeral (helper) container in the pods.
+    pub fn helpers(&self) -> Vec<String> {
+        self.kube
+            .pods()
+            .iter()
+            .flat_map(|p| {
+                p.ephemeral_containers
+                    .iter()
+                    .map(move |c| format!("{}/{}: {}", p.namespace, p.name, c.name))
+            })
+            .collect()
+    }
+
     pub fn kubeconfig(&self) -> &Path {
         self.kube.kubeconfig()
     }
@@ -86,7 +107,15 @@ impl Cluster {
 
     /// Stops every pod and the API server, then checks that no container
     /// process outlived it. Returns how many processes were stopped.
-    pub fn stop(self) -> Result<usize> {
+    pub fn stop(mut self) -> Result<usize> {
+        // Helper containers the tools added are pod processes too.
+        let helpers: Vec<i32> = self
+            .kube
+            .pods()
+            .iter()
+            .flat_map(|p| p.ephemeral_containers.iter().filter_map(|c| c.pid))
+            .collect();
+        self.pids.extend(helpers);
         self.kube.shutdown();
         let left: Vec<i32> = self
             .pids

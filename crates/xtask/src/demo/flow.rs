@@ -11,10 +11,6 @@ use crate::tools::run as run_cmd;
 
 /// The example the demo runs, relative to the workspace root.
 const EXAMPLE: &str = "examples/go-integration-coverage";
-/// The Skaffold profile whose hooks the demo runs.
-const PROFILE: &str = "coverage";
-/// The overlay that profile deploys, relative to the example.
-const OVERLAY: &str = "k8s/overlays/coverage";
 /// The image name the manifests use for the service (ko builds it in Skaffold).
 const IMAGE: &str = "greeter";
 /// The tools the hooks call, built from this workspace.
@@ -84,37 +80,60 @@ pub fn run(opts: Options) -> Result<()> {
         .current_dir(&project);
     run_cmd(&mut go, "go build -cover -covermode=atomic")?;
 
-    // What ko builds with the profile's fromImage
-    // (gcr.io/distroless/base-debian12:debug): the binary at /ko-app/<name>
-    // on a base with busybox at /busybox.
+    let profile = opts.profile.as_str();
+    let skaffold_yaml = project.join("skaffold.yaml");
+    let overlay = hooks::overlay(&skaffold_yaml, profile)?;
+
+    // What ko builds with the profile's fromImage: the binary at
+    // /ko-app/<name> on a distroless-like base (busybox at /busybox for
+    // `:debug`, uid 65532 for `:nonroot`, nothing else for `static`).
+    let from = hooks::from_image(&skaffold_yaml, profile)?;
+    let flavour = if from.ends_with(":debug") {
+        ocilayout::Flavour::Debug
+    } else if from.ends_with(":nonroot") {
+        ocilayout::Flavour::Nonroot
+    } else {
+        ocilayout::Flavour::Static
+    };
     let image = work.join("images").join(IMAGE);
     steps.say(format!(
-        "assembling the image as an OCI layout in {}: the service at /ko-app/{IMAGE} on a busybox base (like distroless :debug)",
+        "assembling the image as an OCI layout in {}: the service at /ko-app/{IMAGE} on a {from}-like base",
         image.display()
     ));
     let busybox = toolchain::busybox()?;
     ocilayout::go_image(
-        ocilayout::Flavour::Debug,
+        flavour,
         &binary,
         &format!("/ko-app/{IMAGE}"),
         Some(&busybox),
     )
     .and_then(|i| i.write_layout(&image))
     .context("assembling the service's image")?;
+    // What the tools' default --helper-image (busybox) would pull.
+    let helper = work.join("images").join("busybox");
+    ocilayout::Image::busybox(&busybox)
+        .and_then(|i| i.write_layout(&helper))
+        .context("assembling the busybox helper image")?;
 
     let manifests = work.join("manifests.yaml");
     steps.say(format!(
-        "rendering {OVERLAY} with kubectl kustomize into {}",
+        "rendering {overlay} (profile {profile}) with kubectl kustomize into {}",
         manifests.display()
     ));
-    render_overlay(&project.join(OVERLAY), &manifests)?;
+    render_overlay(&project.join(&overlay), &manifests)?;
 
     let run_id = new_run_id();
     steps.say(format!(
         "starting localkube with the rendered manifests (label skaffold.dev/run-id={run_id})"
     ));
-    let cluster =
-        cluster::Cluster::start(&work.join("localkube"), &manifests, IMAGE, &image, &run_id)?;
+    let cluster = cluster::Cluster::start(
+        &work.join("localkube"),
+        &manifests,
+        IMAGE,
+        &image,
+        &helper,
+        &run_id,
+    )?;
     let pods: Vec<String> = cluster
         .pods()
         .iter()
@@ -133,7 +152,7 @@ pub fn run(opts: Options) -> Result<()> {
         );
     }
 
-    let hooks = hooks::after_deploy(&project.join("skaffold.yaml"), PROFILE)?;
+    let hooks = hooks::after_deploy(&project.join("skaffold.yaml"), profile)?;
     let env = hook_env(&cluster, &run_id, &project, &tool_dir)?;
     for (i, hook) in hooks.iter().enumerate() {
         if !hook.runs_here() {
@@ -153,6 +172,16 @@ pub fn run(opts: Options) -> Result<()> {
             hook.display()
         ));
         hooks::run(hook, &project, &env)?;
+    }
+
+    let helpers = cluster.helpers();
+    if helpers.is_empty() {
+        println!("         no helper containers: the tools exec'd in the service's container");
+    } else {
+        println!(
+            "         helper containers the tools added (ephemeral, they stay until the pod is replaced): {}",
+            helpers.join(", ")
+        );
     }
 
     let reports = project.join("reports");

@@ -25,6 +25,58 @@ impl HostHook {
     }
 }
 
+/// The profile named `profile` of `skaffold.yaml`.
+fn profile(skaffold_yaml: &Path, profile: &str) -> Result<Value> {
+    let text = std::fs::read_to_string(skaffold_yaml)
+        .with_context(|| format!("reading {}", skaffold_yaml.display()))?;
+    let doc: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not valid YAML", skaffold_yaml.display()))?;
+    doc.get("profiles")
+        .and_then(Value::as_sequence)
+        .and_then(|profiles| {
+            profiles
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(profile))
+        })
+        .cloned()
+        .with_context(|| format!("{}: no profile {profile:?}", skaffold_yaml.display()))
+}
+
+/// The first kustomize path the profile renders (`manifests.kustomize.paths`).
+pub fn overlay(skaffold_yaml: &Path, name: &str) -> Result<String> {
+    profile(skaffold_yaml, name)?
+        .get("manifests")
+        .and_then(|m| m.get("kustomize")?.get("paths")?.get(0)?.as_str())
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "{} profile {name:?}: no manifests.kustomize.paths",
+                skaffold_yaml.display()
+            )
+        })
+}
+
+/// The base image ko builds the profile's first artifact on
+/// (`build.artifacts[0].ko.fromImage`).
+pub fn from_image(skaffold_yaml: &Path, name: &str) -> Result<String> {
+    profile(skaffold_yaml, name)?
+        .get("build")
+        .and_then(|b| {
+            b.get("artifacts")?
+                .get(0)?
+                .get("ko")?
+                .get("fromImage")?
+                .as_str()
+        })
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "{} profile {name:?}: no build.artifacts[0].ko.fromImage",
+                skaffold_yaml.display()
+            )
+        })
+}
+
 /// The host hooks under `deploy.kubectl.hooks.after` of profile `profile`.
 pub fn after_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>> {
     let text = std::fs::read_to_string(skaffold_yaml)
