@@ -240,32 +240,60 @@ fn table(pods: &[Pod], rv: u64, include: Option<&str>) -> Value {
                 .as_ref()
                 .and_then(|s| s.container_statuses.clone())
                 .unwrap_or_default();
-            let ready = statuses.iter().filter(|s| s.ready).count();
-            let restarts: i32 = statuses.iter().map(|s| s.restart_count).sum();
+            // As the API server's printPod (kubernetes pkg/printers/internalversion/
+            // printers.go): the phase, overridden by the last container's waiting
+            // or terminated reason; restarts with the age of the latest one.
             let mut shown = p
                 .status
                 .as_ref()
-                .and_then(|s| s.phase.clone())
+                .and_then(|s| s.reason.clone().or_else(|| s.phase.clone()))
                 .unwrap_or_default();
-            if let Some(reason) = statuses.iter().find_map(|s| {
-                s.state
+            let mut ready = 0;
+            let mut restarts = 0;
+            let mut has_running = false;
+            let mut last_restart: Option<Timestamp> = None;
+            for s in statuses.iter().rev() {
+                restarts += s.restart_count;
+                if let Some(t) = s
+                    .last_state
                     .as_ref()
-                    .and_then(|st| st.terminated.as_ref())
-                    .and_then(|t| t.reason.clone())
-            }) && shown == "Running"
-            {
-                shown = reason;
+                    .and_then(|l| l.terminated.as_ref())
+                    .and_then(|t| t.finished_at.as_ref())
+                    && last_restart.is_none_or(|l| t.0 > l)
+                {
+                    last_restart = Some(t.0);
+                }
+                let state = s.state.clone().unwrap_or_default();
+                if let Some(reason) = state.waiting.and_then(|w| w.reason).filter(|r| !r.is_empty()) {
+                    shown = reason;
+                } else if let Some(t) = state.terminated {
+                    shown = match t.reason.filter(|r| !r.is_empty()) {
+                        Some(r) => r,
+                        None if t.signal.unwrap_or(0) != 0 => format!("Signal:{}", t.signal.unwrap_or(0)),
+                        None => format!("ExitCode:{}", t.exit_code),
+                    };
+                } else if s.ready && state.running.is_some() {
+                    has_running = true;
+                    ready += 1;
+                }
+            }
+            if shown == "Completed" && has_running {
+                shown = "Running".into();
             }
             if p.metadata.deletion_timestamp.is_some() {
                 shown = "Terminating".into();
             }
+            let restarts = match last_restart {
+                Some(t) if restarts > 0 => format!("{restarts} ({} ago)", age(Some(t))),
+                _ => restarts.to_string(),
+            };
             let object = row_object(p, &p.metadata, include);
             json!({
                 "cells": [
                     p.metadata.name,
                     format!("{ready}/{}", statuses.len()),
                     shown,
-                    restarts.to_string(),
+                    restarts,
                     age(p.metadata.creation_timestamp.as_ref().map(|t| t.0)),
                     p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_else(|| "<none>".into()),
                     p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| "<none>".into()),

@@ -483,6 +483,11 @@ pub(crate) fn start_container(
             None => None,
         };
         let c = inner.container_mut(namespace, pod, container)?;
+        if matches!(c.run, Run::Waiting { .. }) {
+            // Refused at creation (CreateContainerConfigError and the like):
+            // the kubelet keeps it waiting with its message, it never runs.
+            return Ok(());
+        }
         c.generation += 1;
         (c.spec.clone(), c.generation, shared_pid, net)
     };

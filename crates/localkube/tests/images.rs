@@ -249,8 +249,19 @@ fn security_context_ids_fs_group_and_run_as_non_root() {
     let describe = kubectl_ok(&kube, &cache, &["describe", "pod", "refused"]);
     assert!(describe.contains("Status:           Pending"), "{describe}");
     assert!(
-        describe.contains("container has runAsNonRoot and image will run as root"),
+        describe.contains("Reason:       CreateContainerConfigError"),
         "{describe}"
+    );
+    // kubectl describe prints no waiting message (a cluster says it in an
+    // Event); the status carries the kubelet's words.
+    let json = kubectl_ok(&kube, &cache, &["get", "pod", "refused", "-o", "json"]);
+    let pod: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("container has runAsNonRoot and image will run as root (pod: "),
+        "{pod}"
     );
     let json = kubectl_ok(&kube, &cache, &["get", "pod", "refused-uid", "-o", "json"]);
     let pod: serde_json::Value = serde_json::from_str(&json).unwrap();

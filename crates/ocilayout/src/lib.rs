@@ -64,6 +64,7 @@ enum Entry {
     Dir {
         path: String,
         mode: u32,
+        owner: (u32, u32),
     },
     File {
         path: String,
@@ -115,12 +116,13 @@ impl Image {
             ("/etc/ssl", 0o755),
             ("/etc/ssl/certs", 0o755),
             ("/home", 0o755),
-            ("/home/nonroot", 0o700),
             ("/root", 0o700),
             ("/tmp", 0o1777),
         ] {
             image = image.dir(dir, mode);
         }
+        // As distroless: the nonroot user's home is its own.
+        image = image.dir_owned("/home/nonroot", 0o700, (NONROOT, NONROOT));
         image = image
             .data("/etc/passwd", PASSWD.as_bytes().to_vec(), 0o644)
             .data("/etc/group", GROUP.as_bytes().to_vec(), 0o644)
@@ -186,9 +188,15 @@ impl Image {
 
     /// A directory (parents are added as needed, mode 0755).
     pub fn dir(self, path: &str, mode: u32) -> Image {
+        self.dir_owned(path, mode, (0, 0))
+    }
+
+    /// A directory owned by `(uid, gid)`.
+    pub fn dir_owned(self, path: &str, mode: u32, owner: (u32, u32)) -> Image {
         self.push(Entry::Dir {
             path: path.into(),
             mode,
+            owner,
         })
     }
 
@@ -408,12 +416,13 @@ fn layer_tar(entries: &[Entry]) -> Result<Vec<u8>, Error> {
             }
         }
         match e {
-            Entry::Dir { mode, .. } => {
+            Entry::Dir { mode, owner, .. } => {
                 if dirs.insert(rel.to_string()) {
-                    append(
+                    append_owned(
                         &mut b,
                         tar::EntryType::Directory,
                         *mode,
+                        *owner,
                         &format!("{rel}/"),
                         None,
                         &[],
@@ -446,12 +455,24 @@ fn append(
     link: Option<&str>,
     data: &[u8],
 ) -> Result<(), Error> {
+    append_owned(b, kind, mode, (0, 0), path, link, data)
+}
+
+fn append_owned(
+    b: &mut tar::Builder<Vec<u8>>,
+    kind: tar::EntryType,
+    mode: u32,
+    (uid, gid): (u32, u32),
+    path: &str,
+    link: Option<&str>,
+    data: &[u8],
+) -> Result<(), Error> {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     h.set_mode(mode);
     h.set_size(data.len() as u64);
-    h.set_uid(0);
-    h.set_gid(0);
+    h.set_uid(uid.into());
+    h.set_gid(gid.into());
     h.set_mtime(0);
     let r = match link {
         Some(target) => b.append_link(&mut h, path, target),
