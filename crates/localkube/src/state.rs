@@ -488,7 +488,8 @@ impl PodState {
             pod_ip: ip.clone(),
             pod_ips: ip.map(|ip| vec![PodIP { ip }]),
             start_time: (!pending).then(|| time(self.created)),
-            container_statuses: Some(statuses),
+            // An unscheduled pod has no container statuses: no kubelet has seen it.
+            container_statuses: (!pending).then_some(statuses),
             ephemeral_container_statuses: crate::ephemeral::statuses(self),
             qos_class: Some("BestEffort".into()),
             ..Default::default()
