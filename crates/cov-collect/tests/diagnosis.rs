@@ -8,20 +8,27 @@
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// A folder of busybox applet links (`name` → busybox), as a busybox image's `/bin`.
-fn busybox_bin(dir: &Path, applets: &[&str]) -> String {
+/// The service's `:debug` image (busybox at `/busybox`) with one more layer
+/// deleting `/busybox/tar` (a whiteout), as an image without tar.
+fn image_without_tar(dir: &Path) -> PathBuf {
     let busybox = toolchain::busybox().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::create_dir_all(dir).expect("mkdir");
-    for a in applets {
-        std::os::unix::fs::symlink(&busybox, dir.join(a)).expect("applet link");
-    }
-    dir.to_str().expect("utf8").to_string()
+    let out = dir.join("no-tar-image");
+    ocilayout::go_image(
+        ocilayout::Flavour::Debug,
+        &go_service("atomic"),
+        "/ko-app/greeter",
+        Some(&busybox),
+    )
+    .map(|i| i.new_layer().whiteout("/busybox/tar"))
+    .and_then(|i| i.write_layout(&out))
+    .expect("writing the image without tar");
+    out
 }
 
-/// The example service with `PATH` set to `path`, labelled `app=<name>`.
-fn manifest_with_path(dir: &Path, name: &str, path: &str) -> std::path::PathBuf {
+/// The example service on `image`, labelled `app=<name>`.
+fn manifest_with_image(dir: &Path, name: &str, image: &str) -> PathBuf {
     let text = format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -39,14 +46,12 @@ spec:
     spec:
       containers:
         - name: app
-          image: example/greeter
+          image: {image}
           ports:
             - containerPort: 8080
           env:
             - name: GOCOVERDIR
               value: /coverage-data
-            - name: PATH
-              value: {path}
           volumeMounts:
             - name: coverage-data
               mountPath: /coverage-data
@@ -71,26 +76,22 @@ fn message(cluster: &Cluster, tool: &'static str, args: &[&str]) -> String {
 #[test]
 fn a_missing_folder_is_told_apart_from_a_missing_program_with_busybox() {
     let files = tempfile::tempdir().expect("tmp");
-    let full = busybox_bin(
-        &files.path().join("bin"),
-        &["sh", "ls", "kill", "tar", "head"],
+    let no_tar = image_without_tar(files.path());
+    let cluster = start_with(
+        &[
+            (
+                manifest_with_image(files.path(), "busybox-image", IMAGE),
+                None,
+                vec![],
+            ),
+            (
+                manifest_with_image(files.path(), "no-tar-image", "example/no-tar"),
+                None,
+                vec![],
+            ),
+        ],
+        |b| b.image("example/no-tar", &no_tar),
     );
-    let no_tar = busybox_bin(
-        &files.path().join("bin-no-tar"),
-        &["sh", "ls", "kill", "head"],
-    );
-    let cluster = start(&[
-        (
-            manifest_with_path(files.path(), "busybox-image", &full),
-            None,
-            vec![],
-        ),
-        (
-            manifest_with_path(files.path(), "no-tar-image", &no_tar),
-            None,
-            vec![],
-        ),
-    ]);
     let missing_dir = "/no-such-coverage-folder";
 
     // busybox tar and ls, a folder that is not there.

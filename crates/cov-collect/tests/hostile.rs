@@ -193,9 +193,10 @@ fn assert_printable(what: &str, text: &str) {
     }
 }
 
+/// A script run inside the service's `:debug` image, whose shell is busybox's.
 fn hostile_script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
+    std::fs::write(&path, format!("#!/busybox/sh\n{body}\n")).expect("script");
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
     path
