@@ -142,8 +142,19 @@ impl Cluster {
 
     /// Run a tool against this cluster with `args`; SKAFFOLD_* cleared unless given in `env`.
     pub fn run(&self, tool_name: &'static str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.run_with_kubeconfig(self.kube.kubeconfig(), tool_name, args, env)
+    }
+
+    /// [`Cluster::run`] with another kubeconfig (another identity).
+    pub fn run_with_kubeconfig(
+        &self,
+        kubeconfig: &Path,
+        tool_name: &'static str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = Command::new(tool(tool_name));
-        cmd.arg("--kubeconfig").arg(self.kube.kubeconfig());
+        cmd.arg("--kubeconfig").arg(kubeconfig);
         cmd.args(args);
         for var in [
             "SKAFFOLD_RUN_ID",
