@@ -67,27 +67,40 @@ fn processes_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn demo_runs_end_to_end_and_reports_what_go_reports() {
+/// What one run of the demo printed.
+struct Demo {
+    stdout: String,
+    stderr: String,
+    work: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// `cargo xtask demo [--profile P]`, checked end to end: it succeeds, leaves no
+/// process behind, deploys the Service, collects from both replicas, and the
+/// per-package coverage it prints equals `go tool covdata percent` on the
+/// collected files.
+fn demo(profile: Option<&str>) -> Demo {
     toolchain::require_go();
     toolchain::require_kubectl();
-    let work = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("demo")
-        .arg("--work-dir")
-        .arg(work.path())
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.arg("demo").arg("--work-dir").arg(dir.path());
+    if let Some(p) = profile {
+        cmd.args(["--profile", p]);
+    }
+    let out = cmd
         .current_dir(toolchain::workspace_root())
         .output()
         .expect("running xtask demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
-        "cargo xtask demo failed ({}):\n{stdout}\n{stderr}",
+        "cargo xtask demo {profile:?} failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
 
-    let work = work.path().canonicalize().expect("work dir");
+    let work = dir.path().canonicalize().expect("work dir");
     assert!(
         processes_under(&work).is_empty(),
         "processes left behind: {:?}",
@@ -139,4 +152,81 @@ fn demo_runs_end_to_end_and_reports_what_go_reports() {
         handlers != "0.0%" && handlers != "100.0%",
         "handlers coverage {handlers}"
     );
+    Demo {
+        stdout,
+        stderr,
+        work,
+        _dir: dir,
+    }
+}
+
+/// The config of the OCI layout at `dir` (its first manifest's).
+fn image_config(dir: &Path) -> serde_json::Value {
+    let blob = |digest: &str| -> serde_json::Value {
+        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+        let text = std::fs::read(dir.join("blobs/sha256").join(hex)).expect("blob");
+        serde_json::from_slice(&text).expect("json blob")
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index.json"))
+            .expect("index json");
+    let manifest = blob(
+        index["manifests"][0]["digest"]
+            .as_str()
+            .expect("manifest digest"),
+    );
+    blob(
+        manifest["config"]["digest"]
+            .as_str()
+            .expect("config digest"),
+    )
+}
+
+#[test]
+fn demo_runs_end_to_end_and_reports_what_go_reports() {
+    let d = demo(None);
+    // The coverage profile's image carries busybox: the tools exec there.
+    assert!(
+        d.stdout
+            .contains("no helper containers: the tools exec'd in the service's container"),
+        "{}",
+        d.stdout
+    );
+}
+
+#[test]
+fn distroless_profile_runs_the_nonroot_image_through_helpers() {
+    let d = demo(Some("coverage-distroless"));
+    // The image is distroless static:nonroot's shape: uid 65532, no shell.
+    let config = image_config(&d.work.join("images/greeter"));
+    assert_eq!(config["config"]["User"], "65532:65532", "{config}");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/ko-app/greeter"])
+    );
+    assert!(
+        d.stdout
+            .contains("on a gcr.io/distroless/static-debian12:nonroot-like base"),
+        "{}",
+        d.stdout
+    );
+    // --via auto found no kill/ls/tar and said so, once per pod and tool…
+    let all = format!("{}{}", d.stdout, d.stderr);
+    let told = all
+        .lines()
+        .filter(|l| {
+            l.contains("lacks the programs exec needs") && l.contains("using a helper container")
+        })
+        .count();
+    assert_eq!(
+        told, 4,
+        "two pods, told by cov-signal and cov-collect:\n{all}"
+    );
+    // …and the demo shows the helpers it added: one per pod.
+    let line = d
+        .stdout
+        .lines()
+        .find(|l| l.contains("helper containers the tools added"))
+        .unwrap_or_else(|| panic!("the demo does not show its helpers:\n{}", d.stdout));
+    assert_eq!(line.matches(": cov-helper").count(), 2, "{line}");
 }
