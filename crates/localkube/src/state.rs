@@ -203,6 +203,8 @@ pub(crate) struct Cluster {
     pub auth: crate::auth::Authenticator,
     /// Set by [`crate::LocalKube::set_stall`].
     pub stall: Mutex<Option<crate::stall::Stall>>,
+    /// Requests served, for [`crate::LocalKube::request_counts`].
+    pub requests: crate::requests::Counters,
     /// RBAC objects; empty means every authenticated user may do everything.
     pub rbac: crate::rbac::Policy,
     pub runtime: tokio::runtime::Handle,

@@ -11,6 +11,10 @@
 //! of the same folder (GNU tar, computed locally from the pod volume).
 //! Afterwards both output folders must hold the same files.
 //!
+//! Next to the times: the execs and API requests per container each tool
+//! made, as localkube counted them (every exec is an API server → kubelet →
+//! runtime round trip on a real cluster, and load on a shared control plane).
+//!
 //! The helper-mode row times signal + collect with `--via exec` on the
 //! busybox image, then, on the same service on a no-shell image (distroless
 //! `static`, which only a helper can serve), `--via helper` twice (the first
@@ -235,6 +239,30 @@ struct Row {
     tutorial_bytes: u64,
     our_bytes: u64,
     same_files: bool,
+    /// What cov-signal and cov-collect cost the API server.
+    signal_cost: localkube::RequestCounts,
+    collect_cost: localkube::RequestCounts,
+}
+
+/// Requests made between two readings.
+fn cost(
+    before: localkube::RequestCounts,
+    after: localkube::RequestCounts,
+) -> localkube::RequestCounts {
+    localkube::RequestCounts {
+        requests: after.requests - before.requests,
+        execs: after.execs - before.execs,
+    }
+}
+
+/// "E execs, R requests" per container.
+fn per_container(c: localkube::RequestCounts, containers: usize) -> String {
+    let n = containers.max(1) as f64;
+    format!(
+        "{:.1} execs, {:.1} requests",
+        c.execs as f64 / n,
+        c.requests as f64 / n
+    )
 }
 
 fn measure(
@@ -273,11 +301,13 @@ fn measure(
             cmd.env_remove(v);
         }
     };
+    let counts0 = kube.request_counts();
     let t0 = Instant::now();
     let mut sig = Command::new(&tools.0);
     common(&mut sig);
     let sig_out = sig.output().context("running cov-signal")?;
     let signal = t0.elapsed();
+    let counts1 = kube.request_counts();
     ensure!(
         sig_out.status.success(),
         "cov-signal failed:\n{}",
@@ -290,6 +320,7 @@ fn measure(
     let col_out = col.output().context("running cov-collect")?;
     let collect = t1.elapsed();
     let ours = t0.elapsed();
+    let counts2 = kube.request_counts();
     let report = String::from_utf8_lossy(&col_out.stdout).into_owned();
     ensure!(col_out.status.success(), "cov-collect failed:\n{report}");
     let our_bytes = json_number(&report, "bytes_transferred")
@@ -349,6 +380,8 @@ fn measure(
         tutorial_bytes,
         our_bytes,
         same_files,
+        signal_cost: cost(counts0, counts1),
+        collect_cost: cost(counts1, counts2),
     })
 }
 
@@ -499,6 +532,15 @@ pub fn run(args: &Args) -> Result<()> {
             r.our_bytes,
             r.tutorial_bytes as f64 / r.our_bytes.max(1) as f64,
             if r.same_files { "yes" } else { "NO" }
+        );
+    }
+    println!("per container (as localkube counted them):");
+    for r in &rows {
+        println!(
+            "{:>5}  cov-signal {}; cov-collect {}",
+            r.replicas,
+            per_container(r.signal_cost, r.replicas),
+            per_container(r.collect_cost, r.replicas)
         );
     }
     if args.helper_pods > 0 {
