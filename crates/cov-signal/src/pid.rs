@@ -21,6 +21,10 @@ pub struct Chosen {
     pub detected: bool,
 }
 
+/// Why the service must be searched for.
+pub const SHARE_MSG: &str =
+    "the pod sets shareProcessNamespace: true, so PID 1 is the pause process, not the service";
+
 /// PIDs in a `/proc` listing (numeric names only).
 pub fn parse_proc_listing(text: &str) -> Vec<u32> {
     let mut pids: Vec<u32> = text
@@ -49,8 +53,7 @@ pub async fn find_service_pid(
     dir: Option<&str>,
     base: &ExecSpec,
 ) -> Result<Chosen, StepError> {
-    let share_msg =
-        "the pod sets shareProcessNamespace: true, so PID 1 is the pause process, not the service";
+    let share_msg = SHARE_MSG;
     let Some(dir) = dir else {
         return Err(format!(
             "{share_msg}, and without GOCOVERDIR in the spec the service cannot be found: pass --pid"
@@ -114,17 +117,23 @@ pub async fn find_service_pid(
         .into_iter()
         .filter(|p| pids.contains(p))
         .collect();
-    match matches.as_slice() {
+    choose(dir, &matches)
+}
+
+/// The one process in `matches` (the PIDs whose environment holds
+/// `GOCOVERDIR=<dir>`); none or several stop with a message asking for `--pid`.
+pub fn choose(dir: &str, matches: &[u32]) -> Result<Chosen, StepError> {
+    match matches {
         [one] => Ok(Chosen {
             pid: one.to_string(),
             detected: true,
         }),
         [] => Err(format!(
-            "{share_msg}; no process with GOCOVERDIR={dir} found in the container; pass --pid"
+            "{SHARE_MSG}; no process with GOCOVERDIR={dir} found in the container; pass --pid"
         )
         .into()),
         many => Err(format!(
-            "{share_msg}; several processes have GOCOVERDIR={dir} (PIDs {}); pass --pid",
+            "{SHARE_MSG}; several processes have GOCOVERDIR={dir} (PIDs {}); pass --pid",
             many.iter()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>()

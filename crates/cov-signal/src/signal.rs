@@ -11,8 +11,8 @@ use runpods::targets::{CoverDir, Target};
 use runpods_cli::via::Attempt;
 use serde::Serialize;
 
-use crate::diagnose;
 use crate::pid::{Chosen, find_service_pid};
+use crate::{diagnose, flush};
 
 /// How to signal.
 #[derive(Debug, Clone)]
@@ -99,28 +99,39 @@ impl From<String> for StepError {
     }
 }
 
+/// List `dir` with `ls -lnq` (GNU: a newline in a name prints as `?`), or
+/// `ls -ln` where `ls` has no `-q` (busybox, which prints `?` anyway).
 async fn list_dir(
     client: &kube::Client,
     base: &ExecSpec,
     dir: &str,
 ) -> Result<Vec<FileEntry>, StepError> {
-    let spec = ExecSpec {
-        argv: vec!["ls".into(), "-ln".into(), dir.into()],
-        ..base.clone()
+    let mut out = None;
+    for flags in ["-lnq", "-ln"] {
+        let spec = ExecSpec {
+            argv: vec!["ls".into(), flags.into(), dir.into()],
+            ..base.clone()
+        };
+        let run = exec_capture(client, &spec, 4 << 20)
+            .await
+            .map_err(|e| e.to_string())?;
+        let no_q = matches!(run.status, ExitStatus::Code { .. })
+            && run.stderr.to_ascii_lowercase().contains("option");
+        out = Some(run);
+        if !no_q {
+            break;
+        }
+    }
+    let Some(out) = out else {
+        return Err(format!("listing {dir} failed").into());
     };
-    let out = exec_capture(client, &spec, 4 << 20)
-        .await
-        .map_err(|e| e.to_string())?;
     match out.status {
         ExitStatus::Success => Ok(parse_ls(&String::from_utf8_lossy(&out.output))),
         other if program_missing(&other, &out.stderr) => Err(StepError {
             message: "`ls` is not in the container image, so the flush cannot be confirmed (use --no-wait, or --via auto for a helper container)".into(),
             program_missing: true,
         }),
-        _ if path_missing(&out.stderr, dir) => Err(format!(
-            "the coverage folder {dir} does not exist in the container: GOCOVERDIR must name a folder the service can write, usually an emptyDir volume mounted there (check the pod's volumeMounts), or pass --remote-dir"
-        )
-        .into()),
+        _ if path_missing(&out.stderr, dir) => Err(folder_missing(dir).into()),
         other => Err(format!(
             "listing {dir} failed ({other}): {}",
             first_line(&out.stderr)
@@ -148,6 +159,12 @@ async fn read_mode(
         .await
         .ok()?;
     diagnose::counter_mode(&out.output).map(str::to_string)
+}
+
+fn folder_missing(dir: &str) -> String {
+    format!(
+        "the coverage folder {dir} does not exist in the container: GOCOVERDIR must name a folder the service can write, usually an emptyDir volume mounted there (check the pod's volumeMounts), or pass --remote-dir"
+    )
 }
 
 fn first_line(s: &str) -> &str {
@@ -242,8 +259,168 @@ impl<'a> Job<'a> {
         }
     }
 
-    /// The steps in order; `Ok` and `Err` carry the line to print.
+    /// One exec of the flush script where the image has a shell, else the
+    /// steps one exec each; `Ok` and `Err` carry the line to print.
     async fn run(&mut self) -> Result<String, StepError> {
+        if let Some(done) = self.run_in_one_exec().await {
+            return done;
+        }
+        self.run_step_by_step().await
+    }
+
+    /// `--pid`, else 1; `None` when the service must be searched for.
+    fn known_pid(&self) -> Option<Chosen> {
+        match (&self.opts.pid, self.target.share_process_namespace) {
+            (Some(p), _) => Some(Chosen {
+                pid: p.clone(),
+                detected: false,
+            }),
+            (None, false) => Some(Chosen {
+                pid: "1".into(),
+                detected: false,
+            }),
+            (None, true) => None,
+        }
+    }
+
+    /// Signal (and confirm) with [`flush::SCRIPT`] in one exec. `None` when
+    /// it does not apply or cannot run here (no folder to watch, a known PID
+    /// and `--no-wait` which is one `kill` anyway, no `sh` or `wc` in the image).
+    async fn run_in_one_exec(&mut self) -> Option<Result<String, StepError>> {
+        let dir = self.dir.clone()?;
+        let known = self.known_pid();
+        if self.opts.no_wait && known.is_some() {
+            return None;
+        }
+        let proc_root = self.target.helper.as_ref().is_some_and(|h| h.proc_root);
+        let wait = if self.opts.no_wait {
+            Duration::ZERO
+        } else {
+            self.opts.wait
+        };
+        let spec = ExecSpec {
+            argv: flush::argv(
+                &dir,
+                &self.opts.signal,
+                known.as_ref().map(|c| c.pid.as_str()),
+                wait.as_millis().max(u128::from(!self.opts.no_wait)),
+                proc_root,
+            ),
+            timeout: self.opts.exec_timeout + wait,
+            ..self.base.clone()
+        };
+        let out = match exec_capture(self.client, &spec, 4 << 20).await {
+            Ok(out) => out,
+            Err(e) => return Some(Err(exec_failure("signal", &e).into())),
+        };
+        let report = match flush::read(&out.status, &out.output) {
+            flush::Ran::NoShell => {
+                tracing::debug!(
+                    "{}/{}: no sh in the image, one exec per step",
+                    self.target.pod,
+                    self.target.container
+                );
+                return None;
+            }
+            flush::Ran::Report(r) if r.error.as_deref() == Some("wc") => return None,
+            flush::Ran::Report(r) => r,
+        };
+        Some(
+            self.follow(known, &dir, report, &out.status, &out.stderr)
+                .await,
+        )
+    }
+
+    /// What the script's report means, step by step as [`Job::run_step_by_step`] would say it.
+    async fn follow(
+        &mut self,
+        known: Option<Chosen>,
+        dir: &str,
+        report: flush::Report,
+        status: &ExitStatus,
+        stderr: &str,
+    ) -> Result<String, StepError> {
+        if report.error.as_deref() == Some("grep") {
+            return Err(StepError {
+                message: format!(
+                    "{}; searching /proc failed (`grep` is not in the container image); pass --pid",
+                    crate::pid::SHARE_MSG
+                ),
+                program_missing: true,
+            });
+        }
+        let chosen = match known {
+            Some(c) => c,
+            None => crate::pid::choose(dir, report.pids.as_deref().unwrap_or_default())?,
+        };
+        self.details.pid = chosen.pid.clone();
+        self.details.pid_detected = chosen.detected;
+        let mut dir = dir.to_string();
+        if self.target.helper.as_ref().is_some_and(|h| h.proc_root) {
+            dir = runpods::helper::proc_root_dir(&chosen.pid, &dir);
+            self.details.dir = Some(dir.clone());
+        }
+        match report.error.as_deref() {
+            Some("nodir") => {
+                return Err(if path_missing(stderr, &dir) {
+                    format!("before signalling: {}", folder_missing(&dir))
+                } else {
+                    format!(
+                        "before signalling: listing {dir} failed: {}",
+                        first_line(stderr)
+                    )
+                }
+                .into());
+            }
+            Some("kill") => {
+                return Err(StepError {
+                    message: diagnose::kill_missing(),
+                    program_missing: true,
+                });
+            }
+            _ => {}
+        }
+        let Some(code) = report.kill else {
+            return Err(format!(
+                "the flush script stopped before signalling ({status}): {}",
+                first_line(stderr)
+            )
+            .into());
+        };
+        let kill_status = if code == 0 {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Code { code }
+        };
+        self.kill_result(&chosen, &kill_status, stderr)?;
+        if self.opts.no_wait {
+            return Ok(format!(
+                "{}; flush not confirmed",
+                sent(&self.opts.signal, &chosen)
+            ));
+        }
+        if !report.listed {
+            return Err(format!(
+                "{}, but the confirmation was cut off ({status})",
+                sent(&self.opts.signal, &chosen)
+            )
+            .into());
+        }
+        let grown: Vec<FileEntry> = new_or_grown(&report.before, &report.after)
+            .into_iter()
+            .cloned()
+            .collect();
+        if !grown.is_empty() && settled(&report.before, report.previous.as_deref(), &grown) {
+            return Ok(self.confirmed(&chosen, grown));
+        }
+        Err(self
+            .explain_no_counters(&chosen, &dir, &report.after)
+            .await
+            .into())
+    }
+
+    /// The steps one exec each: PID search, listing, `kill`, a listing every 50 ms.
+    async fn run_step_by_step(&mut self) -> Result<String, StepError> {
         let chosen = self.choose_pid().await?;
         if self.target.helper.as_ref().is_some_and(|h| h.proc_root) {
             // The helper reads the folder through the service's root.
@@ -269,16 +446,9 @@ impl<'a> Job<'a> {
 
     /// `--pid`, else 1, else (shared process namespace) the service found inside.
     async fn choose_pid(&mut self) -> Result<Chosen, StepError> {
-        let chosen = match (&self.opts.pid, self.target.share_process_namespace) {
-            (Some(p), _) => Chosen {
-                pid: p.clone(),
-                detected: false,
-            },
-            (None, false) => Chosen {
-                pid: "1".into(),
-                detected: false,
-            },
-            (None, true) => find_service_pid(self.client, self.dir.as_deref(), &self.base).await?,
+        let chosen = match self.known_pid() {
+            Some(c) => c,
+            None => find_service_pid(self.client, self.dir.as_deref(), &self.base).await?,
         };
         self.details.pid = chosen.pid.clone();
         self.details.pid_detected = chosen.detected;
@@ -316,9 +486,20 @@ impl<'a> Job<'a> {
         let out = exec_capture(self.client, &kill, 64 * 1024)
             .await
             .map_err(|e| exec_failure("kill", &e))?;
-        match out.status {
+        self.kill_result(chosen, &out.status, &out.stderr)
+    }
+
+    /// What `kill`'s exit says; marks the container signalled on success.
+    fn kill_result(
+        &mut self,
+        chosen: &Chosen,
+        status: &ExitStatus,
+        stderr: &str,
+    ) -> Result<(), StepError> {
+        let signal = &self.opts.signal;
+        match status {
             ExitStatus::Success => {}
-            ref st if program_missing(st, &out.stderr) => {
+            st if program_missing(st, stderr) => {
                 return Err(StepError {
                     message: diagnose::kill_missing(),
                     program_missing: true,
@@ -328,7 +509,7 @@ impl<'a> Job<'a> {
                 return Err(format!(
                     "kill -{signal} {} exited with code {code}: {} (wrong PID? pass --pid)",
                     chosen.pid,
-                    first_line(&out.stderr)
+                    first_line(stderr)
                 )
                 .into());
             }

@@ -215,6 +215,33 @@ impl Image {
         Ok(self.data(path, data, mode))
     }
 
+    /// A copy of the host's dynamically linked `program` at `path`, with every
+    /// shared library `ldd` lists for it at the path the host has it (what
+    /// distroless `base` adds to `static`: glibc and friends).
+    pub fn host_program(self, path: &str, program: &Path) -> Result<Image, Error> {
+        let out = std::process::Command::new("ldd")
+            .arg(program)
+            .output()
+            .map_err(io(format!("running ldd {}", program.display())))?;
+        if !out.status.success() {
+            return Err(Error::Invalid(format!(
+                "ldd {} failed: {}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let mut image = self.file(path, program, 0o755)?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "libc.so.6 => /lib/…/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)".
+            let lib = line.split_once("=>").map_or(line, |(_, p)| p).trim();
+            let Some(lib) = lib.split_whitespace().next().filter(|l| l.starts_with('/')) else {
+                continue;
+            };
+            image = image.file(lib, Path::new(lib), 0o755)?;
+        }
+        Ok(image)
+    }
+
     /// A symbolic link at `path` pointing to `target`.
     pub fn symlink(self, path: &str, target: &str) -> Image {
         self.push(Entry::Symlink {

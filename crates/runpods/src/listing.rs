@@ -2,7 +2,12 @@
 //!
 //! `ls -ln DIR` is the one listing every image with a shell toolbox prints
 //! alike (GNU coreutils and busybox): mode, links, uid, gid, size, date, name.
-//! Only regular files matter; Go's coverage file names never contain spaces.
+//! Only regular files matter, and only names made of `[0-9A-Za-z._-]`, as
+//! Go's coverage names are ([`is_plain_name`]). A name is the last of exactly
+//! 8 or 9 fields (the date is 2 or 3 fields by locale), so a name with spaces
+//! is never taken for part of another. GNU `ls` prints a newline in a name as
+//! is, which would let the name forge a whole line: ask it for `-q` (`?` for
+//! non-printable characters); busybox `ls` has no `-q` and always prints `?`.
 
 use covdata::names::is_counter_file;
 
@@ -13,19 +18,31 @@ pub struct FileEntry {
     pub size: u64,
 }
 
-/// Parse `ls -ln` output into its regular files.
+/// Whether `name` is made only of `[0-9A-Za-z._-]` (every Go coverage file
+/// name is): such a name prints as itself and cannot span or forge a line.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Parse `ls -ln` (GNU: `ls -lnq`) output into its regular files with plain names.
 pub fn parse_ls(output: &str) -> Vec<FileEntry> {
     output
         .lines()
         .filter(|l| l.starts_with('-'))
         .filter_map(|l| {
             let fields: Vec<&str> = l.split_whitespace().collect();
-            if fields.len() < 6 {
+            if !(8..=9).contains(&fields.len()) {
                 return None;
             }
             let size = fields[4].parse::<u64>().ok()?;
-            let name = fields.last()?.to_string();
-            Some(FileEntry { name, size })
+            let name = fields.last()?;
+            is_plain_name(name).then(|| FileEntry {
+                name: name.to_string(),
+                size,
+            })
         })
         .collect()
 }
@@ -60,6 +77,19 @@ mod tests {
             }
         );
         assert_eq!(parse_ls(busybox)[0].size, 1234);
+    }
+
+    #[test]
+    fn names_that_could_forge_lines_are_dropped() {
+        // GNU `ls -lnq` and busybox print a newline as `?`; spaces split fields.
+        let out = "-rw-r--r-- 1 0 0 5 Nov 26 12:00 x?-rw-r--r--\n-rw-r--r-- 1 0 0 5 Nov 26 12:00 x covcounters.a.1.1\n-rw-r--r-- 1 0 0 7 2026-11-26 12:00 covmeta.a\n";
+        assert_eq!(
+            parse_ls(out),
+            [FileEntry {
+                name: "covmeta.a".into(),
+                size: 7
+            }]
+        );
     }
 
     #[test]
