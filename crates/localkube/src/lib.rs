@@ -64,6 +64,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod access_review;
 mod api;
 mod auth;
 mod deployments;
@@ -78,6 +79,7 @@ mod patch;
 mod pods;
 mod publish;
 mod rbac;
+mod requests;
 mod server;
 mod stall;
 mod state;
@@ -96,6 +98,7 @@ use std::time::Duration;
 pub use auth::{ADMIN_USER, MASTERS_GROUP, UserInfo};
 pub use error::Error;
 pub use fault::Fault;
+pub use requests::RequestCounts;
 pub use stall::Stall;
 pub use state::PORTS_ANNOTATION;
 pub use tls::Validity;
@@ -465,6 +468,7 @@ impl LocalKube {
             token: identity.token.clone(),
             auth,
             stall: Mutex::new(None),
+            requests: Default::default(),
             rbac: policy,
             runtime: runtime.handle().clone(),
             images: images.clone(),
@@ -600,6 +604,11 @@ impl LocalKube {
     /// Connections held by [`Stall::Accept`] stay silent until shutdown.
     pub fn set_stall(&self, stall: Option<Stall>) {
         *self.cluster.stall.lock().unwrap_or_else(|p| p.into_inner()) = stall;
+    }
+
+    /// The API requests served so far (all, and execs among them).
+    pub fn request_counts(&self) -> RequestCounts {
+        self.cluster.requests.get()
     }
 
     /// Every pod, as the API currently reports it.

@@ -88,6 +88,40 @@ impl Policy {
         self.role_bindings.is_empty() && self.cluster_role_bindings.is_empty()
     }
 
+    /// Whether `user` may do `attrs`, as the authorizer decides a request
+    /// (no RBAC objects: everything; self reviews: every user, as the default
+    /// `system:basic-user` ClusterRole grants).
+    pub(crate) fn permits(&self, user: &UserInfo, attrs: &Attributes) -> bool {
+        let self_review = attrs.group == "authorization.k8s.io"
+            && matches!(
+                attrs.resource.as_str(),
+                "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+            )
+            && attrs.verb == "create";
+        self.is_empty() || self_review || self.allows(user, attrs)
+    }
+
+    /// Whether `user` may `get` a non-resource `path`: discovery, version and
+    /// health are open to every user (`system:discovery`,
+    /// `system:public-info-viewer`), anything else only without RBAC objects
+    /// or to `system:masters`.
+    pub(crate) fn permits_path(&self, user: &UserInfo, path: &str) -> bool {
+        let open = matches!(
+            path,
+            "/api"
+                | "/apis"
+                | "/version"
+                | "/version/"
+                | "/healthz"
+                | "/livez"
+                | "/readyz"
+                | "/openapi"
+        ) || ["/api/", "/apis/", "/openapi/"]
+            .iter()
+            .any(|p| path.starts_with(p));
+        self.is_empty() || open || user.groups.iter().any(|g| g == MASTERS_GROUP)
+    }
+
     /// Whether `user` may do `attrs` (rbac.go `VisitRulesFor`: cluster role
     /// bindings everywhere, role bindings in their namespace only).
     fn allows(&self, user: &UserInfo, attrs: &Attributes) -> bool {
@@ -183,13 +217,13 @@ fn rule_allows(rule: &PolicyRule, a: &Attributes) -> bool {
 
 /// What a request does, in RBAC's terms.
 #[derive(Debug, Clone)]
-struct Attributes {
-    verb: String,
-    group: String,
-    resource: String,
-    subresource: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
+pub(crate) struct Attributes {
+    pub verb: String,
+    pub group: String,
+    pub resource: String,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
 }
 
 /// requestinfo.go for the paths localkube serves; `None` for non-resource paths.
@@ -234,7 +268,7 @@ fn attributes(method: &str, path: &str, watch: bool) -> Option<Attributes> {
 }
 
 /// The API server's 403 for `attrs`.
-fn forbidden(user: &UserInfo, a: &Attributes) -> Response {
+pub(crate) fn forbidden(user: &UserInfo, a: &Attributes) -> Response {
     let resource = match &a.subresource {
         Some(sub) => format!("{}/{sub}", a.resource),
         None => a.resource.clone(),
@@ -286,7 +320,7 @@ pub(crate) async fn authorize(
     let Some(attrs) = attributes(req.method().as_str(), req.uri().path(), watch) else {
         return next.run(req).await;
     };
-    if !policy.allows(&user, &attrs) {
+    if !policy.permits(&user, &attrs) {
         return forbidden(&user, &attrs);
     }
     let websocket_connect = matches!(

@@ -66,6 +66,10 @@ fn router(cluster: Arc<Cluster>) -> Router {
             "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
             any(deployments::one),
         )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            any(crate::access_review::create),
+        )
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&cluster),
@@ -78,6 +82,10 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::clone(&cluster),
             crate::stall::headers_only,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&cluster),
+            crate::requests::count,
         ))
         .with_state(cluster)
 }
@@ -106,6 +114,10 @@ async fn authenticate(
     });
     let Some(user) = user else {
         return status::error(401, "Unauthorized", None);
+    };
+    let user = match crate::access_review::acting_user(&cluster, user, req.headers()) {
+        Ok(u) => u,
+        Err(refused) => return *refused,
     };
     req.extensions_mut().insert(user);
     next.run(req).await

@@ -112,7 +112,13 @@ impl Cluster {
 }
 
 /// `kubectl auth can-i VERB RESOURCE -n NS|--all-namespaces [--context C]`.
+/// A subresource goes in `--subresource`: kubectl reads `pods/exec` as the
+/// pod *named* `exec` (`TYPE/NAME`), which asks something else.
 pub fn can_i(context: &str, verb: &str, resource: &str, namespace: Option<&str>) -> String {
+    let resource = match resource.split_once('/') {
+        Some((r, sub)) => format!("{r} --subresource={sub}"),
+        None => resource.to_string(),
+    };
     let scope = match namespace {
         Some(ns) => format!("-n {ns}"),
         None => "--all-namespaces".into(),
@@ -128,7 +134,7 @@ pub fn can_i(context: &str, verb: &str, resource: &str, namespace: Option<&str>)
 /// The checks for an exec into a pod of `namespace` (both verbs are needed).
 pub(crate) fn can_i_all(namespace: &str) -> String {
     format!(
-        "kubectl auth can-i create pods/exec -n {namespace} && kubectl auth can-i get pods/exec -n {namespace}"
+        "kubectl auth can-i create pods --subresource=exec -n {namespace} && kubectl auth can-i get pods --subresource=exec -n {namespace}"
     )
 }
 

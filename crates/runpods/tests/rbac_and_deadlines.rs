@@ -109,7 +109,7 @@ async fn hooks_roles_are_enough_and_denials_say_what_is_missing() {
         "{text}"
     );
     assert!(
-        text.contains("kubectl auth can-i create pods/exec -n other"),
+        text.contains("kubectl auth can-i create pods --subresource=exec -n other"),
         "{text}"
     );
 
@@ -162,4 +162,100 @@ async fn stalled_servers_end_within_the_deadline() {
             "{text}"
         );
     }
+}
+
+/// The `kubectl auth can-i` lines of hooks/README.md, as written there, with
+/// `NAMESPACE` replaced.
+fn readme_can_i_lines() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(toolchain::workspace_root().join("hooks/README.md")).unwrap();
+    let lines: Vec<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("kubectl auth can-i "))
+        .map(|l| l.replace("NAMESPACE", "team-a"))
+        .collect();
+    assert!(lines.len() >= 6, "{lines:?}");
+    lines
+}
+
+/// Real kubectl 1.35 runs the README's `kubectl auth can-i` lines against
+/// localkube loaded with both files of hooks/rbac/: as the admin, asking for
+/// the bound service accounts (`--as`, impersonation) it prints "yes"; for an
+/// identity no binding names it prints "no" and exits 1. A service account
+/// asking for itself (its own token, no `--as`) gets the same answers.
+#[test]
+fn readme_can_i_lines_answer_as_the_roles_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all.yaml");
+    std::fs::copy(
+        toolchain::workspace_root().join("hooks/rbac/all-namespaces.yaml"),
+        &all,
+    )
+    .unwrap();
+    let kube = LocalKube::builder(dir.path().join("kube"))
+        .rbac(hooks_role(dir.path()))
+        .rbac(&all)
+        .start()
+        .expect("localkube");
+    kube.add_token("sa-token", UserInfo::new(SA, &["system:serviceaccounts"]));
+    let kubectl = toolchain::require_kubectl();
+    let run = |kubeconfig: &Path, line: &str| {
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let out = std::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(&args)
+            .output()
+            .expect("run kubectl");
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    for line in readme_can_i_lines() {
+        let (code, stdout, stderr) = run(kube.kubeconfig(), &line);
+        assert_eq!(
+            (code, stdout.as_str()),
+            (Some(0), "yes"),
+            "{line}: {stderr}"
+        );
+        let nobody = line
+            .replace(
+                "system:serviceaccount:team-a:coverage-tools",
+                "system:serviceaccount:team-a:unbound",
+            )
+            .replace(
+                "system:serviceaccount:ci:coverage-tools",
+                "system:serviceaccount:ci:unbound",
+            );
+        let (code, stdout, stderr) = run(kube.kubeconfig(), &nobody);
+        assert_eq!(
+            (code, stdout.as_str()),
+            (Some(1), "no"),
+            "{nobody}: {stderr}"
+        );
+    }
+    // The service account itself, by its token.
+    let own = kubeconfig(&kube, dir.path(), "sa-token");
+    let (code, stdout, stderr) = run(
+        &own,
+        "kubectl auth can-i create pods --subresource=exec -n team-a",
+    );
+    assert_eq!((code, stdout.as_str()), (Some(0), "yes"), "{stderr}");
+    // `pods/exec` is kubectl's TYPE/NAME: the pod named "exec", which the role does not let it create.
+    let (code, stdout, stderr) = run(&own, "kubectl auth can-i create pods/exec -n team-a");
+    assert_eq!((code, stdout.as_str()), (Some(1), "no"), "{stderr}");
+    let (code, stdout, stderr) = run(&own, "kubectl auth can-i list pods -n other");
+    assert_eq!((code, stdout.as_str()), (Some(1), "no"), "{stderr}");
+    // And it may not impersonate anyone.
+    let (code, _, stderr) = run(
+        &own,
+        "kubectl auth can-i list pods -n team-a --as system:serviceaccount:ci:coverage-tools",
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains(r#"cannot impersonate resource "serviceaccounts""#),
+        "{stderr}"
+    );
 }
