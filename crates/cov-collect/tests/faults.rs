@@ -185,3 +185,45 @@ fn pods_without_kill_get_a_useful_message() {
         "{msg}"
     );
 }
+
+/// An API server that stalls (connections accepted and never answered; or
+/// headers and never a body) makes both tools give up within `--timeout`
+/// with an error naming the server and the flag, not hang a Skaffold hook.
+#[test]
+fn a_stalled_api_server_ends_both_tools_within_the_timeout() {
+    let cluster = start(&[(manifest("greeter.yaml"), None, vec![])]);
+    let out = cluster.dir.path().join("out");
+    let server = cluster.kube.server_url();
+    for stall in [localkube::Stall::Accept, localkube::Stall::Headers] {
+        cluster.kube.set_stall(Some(stall));
+        for tool in ["cov-signal", "cov-collect"] {
+            let started = std::time::Instant::now();
+            let run = cluster.run(
+                tool,
+                &[
+                    "--run-id",
+                    RUN_ID,
+                    "--timeout",
+                    "1s",
+                    "--out",
+                    out.to_str().expect("utf8"),
+                ][..if tool == "cov-signal" { 4 } else { 6 }],
+                &[],
+            );
+            let took = started.elapsed();
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert_ne!(run.status.code(), Some(0), "{tool} {stall:?}");
+            // 1 s per API call, far below the 60 s default; the rest is
+            // process start and connecting on a busy CI machine.
+            assert!(
+                took < std::time::Duration::from_secs(8),
+                "{tool} {stall:?} took {took:?}"
+            );
+            assert!(
+                stderr.contains(&server) && stderr.contains("--timeout"),
+                "{tool} {stall:?}: {stderr}"
+            );
+        }
+    }
+    cluster.kube.set_stall(None);
+}
