@@ -1,5 +1,6 @@
 //! The REST endpoints: version, discovery, pods (list, get, watch, log), exec, and
-//! services (list, get).
+//! services (list, get); Endpoints are in [`crate::endpoints`], port-forward in
+//! [`crate::portforward`].
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -20,11 +21,11 @@ use crate::sys::nsexec::{self, ExecSpec};
 
 type Params = Query<Vec<(String, String)>>;
 
-fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-fn flag(q: &[(String, String)], key: &str) -> bool {
+pub(crate) fn flag(q: &[(String, String)], key: &str) -> bool {
     matches!(param(q, key), Some("true" | "1" | "True"))
 }
 
@@ -71,10 +72,14 @@ pub(crate) async fn api_v1(State(c): State<Arc<Cluster>>) -> Response {
              "kind": "PodExecOptions", "verbs": ["create", "get"]},
             {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod",
              "verbs": ["get"]},
+            {"name": "pods/portforward", "singularName": "", "namespaced": true,
+             "kind": "PodPortForwardOptions", "verbs": ["create", "get"]},
             {"name": "pods/attach", "singularName": "", "namespaced": true,
              "kind": "PodAttachOptions", "verbs": ["create", "get"]},
             {"name": "pods/ephemeralcontainers", "singularName": "", "namespaced": true,
              "kind": "Pod", "verbs": ["get", "patch", "update"]},
+            {"name": "endpoints", "singularName": "endpoints", "namespaced": true,
+             "kind": "Endpoints", "verbs": ["get", "list"], "shortNames": ["ep"]},
             {"name": "services", "singularName": "service", "namespaced": true,
              "kind": "Service", "verbs": ["get", "list"], "shortNames": ["svc"],
              "categories": ["all"]},
@@ -96,7 +101,7 @@ pub(crate) async fn not_found() -> Response {
     )
 }
 
-fn method_not_allowed(method: &Method) -> Response {
+pub(crate) fn method_not_allowed(method: &Method) -> Response {
     error(
         405,
         format!(
@@ -126,7 +131,7 @@ pub(crate) async fn list_pods(
 }
 
 /// The checks every list shares; the label selector it asks for.
-fn list_query(
+pub(crate) fn list_query(
     method: &Method,
     q: &[(String, String)],
 ) -> Result<kube_selector::Selector, Box<Response>> {
@@ -210,14 +215,14 @@ fn watch_render(headers: &HeaderMap, q: &[(String, String)]) -> Option<crate::wa
     }))
 }
 
-fn wants_table(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("as=Table"))
 }
 
-fn age(created: Option<Timestamp>) -> String {
+pub(crate) fn age(created: Option<Timestamp>) -> String {
     let Some(t) = created else {
         return "<unknown>".into();
     };
@@ -322,11 +327,11 @@ fn table(pods: &[Pod], rv: u64, include: Option<&str>) -> Value {
     )
 }
 
-fn col(name: &str, format: &str, priority: i32, description: &str) -> Value {
+pub(crate) fn col(name: &str, format: &str, priority: i32, description: &str) -> Value {
     json!({"name": name, "type": "string", "format": format, "priority": priority, "description": description})
 }
 
-fn table_of(columns: Vec<Value>, rows: Vec<Value>, rv: u64) -> Value {
+pub(crate) fn table_of(columns: Vec<Value>, rows: Vec<Value>, rv: u64) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -337,7 +342,7 @@ fn table_of(columns: Vec<Value>, rows: Vec<Value>, rv: u64) -> Value {
 }
 
 /// A table row's `object`, as `includeObject` asks.
-fn row_object<T: serde::Serialize>(
+pub(crate) fn row_object<T: serde::Serialize>(
     obj: &T,
     metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     include: Option<&str>,

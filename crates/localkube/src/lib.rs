@@ -26,12 +26,17 @@
 //!   containers, with `lo` up and the pod's own address (`10.244.x.y`, its
 //!   `podIP`) on it; the host's interfaces and routes are never touched, so pods
 //!   are not reachable from the host or from each other, only through
-//!   port-forwarding. On request ([`LocalKubeBuilder::publish_ports`]) the first
+//!   port-forwarding (`pods/portforward`: kubectl's SPDY/3.1, tunnelled in a
+//!   WebSocket or over a plain upgrade, and kube-rs's `v4.channel.k8s.io`;
+//!   each connection is dialled to `localhost:PORT` inside the pod's network,
+//!   as containerd does). On request ([`LocalKubeBuilder::publish_ports`]) the first
 //!   declared `containerPort` of each container is also published on a free
 //!   host port: reported as that port's `hostPort`, in the annotation
 //!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`].
-//! * **Services** in the manifests are served as objects (get, list), so a
-//!   rendered app deploys whole; nothing routes traffic through them.
+//! * **Services** in the manifests are served as objects (get, list), with
+//!   their v1 Endpoints computed from the selector over the pods (ready ones
+//!   in `addresses`), so `kubectl port-forward svc/NAME` reaches a pod; no
+//!   cluster IP routes traffic.
 //! * **Faults** on demand, per pod: see [`Fault`].
 //! * **Deletion**: `DELETE` on a pod sets `deletionTimestamp`, runs each
 //!   container's `preStop` hook (`exec` or `sleep`), sends SIGTERM, then SIGKILL
@@ -68,6 +73,7 @@ mod access_review;
 mod api;
 mod auth;
 mod deployments;
+mod endpoints;
 mod ephemeral;
 mod error;
 mod exec;
@@ -77,6 +83,7 @@ mod lifecycle;
 mod manifest;
 mod patch;
 mod pods;
+mod portforward;
 mod publish;
 mod rbac;
 mod requests;
@@ -637,8 +644,8 @@ impl LocalKube {
             .collect()
     }
 
-    /// Every Service, as (namespace, name). They are API objects only: pods
-    /// have their own networks and nothing routes traffic through a Service.
+    /// Every Service, as (namespace, name). No cluster IP routes traffic
+    /// through them; clients reach them with `kubectl port-forward svc/NAME`.
     pub fn services(&self) -> Vec<(String, String)> {
         self.cluster
             .lock()

@@ -122,7 +122,7 @@ fn up(args: Up) -> Result<ExitCode> {
             );
         }
         for (namespace, name) in kube.services() {
-            println!("service {namespace}/{name} (object only: no traffic is routed)");
+            println!("service {namespace}/{name} (reach it with kubectl port-forward svc/{name})");
         }
     }
     let rt = tokio::runtime::Builder::new_current_thread()

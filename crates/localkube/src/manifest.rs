@@ -1,6 +1,6 @@
 //! Reading Deployment, Pod and Service manifests into the pods localkube will
-//! run and the Services it will serve (objects only: pods share the host
-//! network, so no traffic is routed through them).
+//! run and the Services it will serve (objects with Endpoints; no cluster IP
+//! routes traffic through them).
 //!
 //! Everything is checked before anything starts: a bad document is an error that
 //! names the file and the field.

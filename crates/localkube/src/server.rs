@@ -39,6 +39,10 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(api::pod_log))
         .route("/api/v1/namespaces/{ns}/pods/{name}/exec", any(api::exec))
         .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            any(crate::portforward::handler),
+        )
+        .route(
             "/api/v1/namespaces/{ns}/pods/{name}/attach",
             any(ephemeral::attach),
         )
@@ -54,6 +58,15 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .route(
             "/api/v1/namespaces/{ns}/services/{name}",
             any(api::get_service),
+        )
+        .route("/api/v1/endpoints", any(crate::endpoints::list_all))
+        .route(
+            "/api/v1/namespaces/{ns}/endpoints",
+            any(crate::endpoints::list_ns),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/endpoints/{name}",
+            any(crate::endpoints::get),
         )
         .route("/apis/apps", get(deployments::apps_group))
         .route("/apis/apps/v1", get(deployments::apps_v1))

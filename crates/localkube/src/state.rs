@@ -118,7 +118,8 @@ pub(crate) struct PodState {
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     pub pods: Vec<PodState>,
-    /// Served as objects only: nothing routes traffic through them.
+    /// Their Endpoints are computed from these ([`crate::endpoints`]); no
+    /// cluster IP routes traffic: clients use `kubectl port-forward svc/…`.
     pub services: Vec<Service>,
     pub resource_version: u64,
     /// Pod change events for watches (see [`crate::watch`]).

@@ -201,10 +201,18 @@ impl PodNetwork {
         }
     }
 
+    /// Where the pod's network namespace is, for messages (containerd names
+    /// the namespace's path the same way).
+    pub(crate) fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.holder.pid)
+    }
+
     /// Connect to `localhost:port` inside the pod's network: IPv4 first, then
-    /// IPv6, as Go's dialer tries the addresses of `localhost` in containerd.
+    /// IPv6, serially, as containerd's `dialLocalhost` does. When both fail the
+    /// error reads as containerd's: `IPv4: dial tcp4 127.0.0.1:P: connect:
+    /// connection refused IPv6: dial tcp6 [::1]:P: connect: connection refused`.
     pub(crate) async fn connect(&self, port: u16) -> io::Result<tokio::net::TcpStream> {
-        let mut first_err = None;
+        let mut errors = Vec::new();
         for (v6, addr) in [
             (false, SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
             (true, SocketAddr::from((Ipv6Addr::LOCALHOST, port))),
@@ -217,12 +225,34 @@ impl PodNetwork {
             };
             match attempt.await {
                 Ok(stream) => return Ok(stream),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+                Err(e) => errors.push((if v6 { "tcp6" } else { "tcp4" }, addr, e)),
             }
         }
-        Err(first_err.unwrap_or_else(|| io::Error::other("no address to connect to")))
+        let kind = errors.first().map_or(io::ErrorKind::Other, |e| e.2.kind());
+        let text: Vec<String> = errors
+            .iter()
+            .map(|(net, addr, e)| {
+                let family = if *net == "tcp6" { "IPv6" } else { "IPv4" };
+                format!("{family}: dial {net} {addr}: connect: {}", go_errno(e))
+            })
+            .collect();
+        Err(io::Error::new(kind, text.join(" ")))
+    }
+}
+
+/// An error as Go prints a syscall errno: strerror's text, lowercase first.
+fn go_errno(e: &io::Error) -> String {
+    let Some(code) = e.raw_os_error() else {
+        return e.to_string();
+    };
+    // SAFETY: strerror returns a static, NUL-terminated string.
+    let text = unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) }
+        .to_string_lossy()
+        .into_owned();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
     }
 }
 
