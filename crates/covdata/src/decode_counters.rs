@@ -189,6 +189,11 @@ impl<'a> CounterFile<'a> {
         self.functions
     }
 
+    /// Size of the whole file in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.body.buffer().len()
+    }
+
     /// Current file offset (for error reports by callers).
     pub fn offset(&self) -> u64 {
         self.body.offset()
@@ -277,26 +282,44 @@ impl<'a> CounterFile<'a> {
     }
 }
 
+/// Where [`CounterFile::merge_into`] puts values. One-byte values (below
+/// 128: the vast majority) go to `small` with wrapping u32 additions, no
+/// overflow check per value; the caller moves
+/// `small` into `large` before it could wrap (a file adds at most 127 per
+/// byte it holds to any slot). Longer values go to `large` as u64 sums.
+/// In set mode both hold 0 or 1.
+pub struct Sums<'a> {
+    /// One per slot.
+    pub small: &'a mut [u32],
+    /// One per slot.
+    pub large: &'a mut [u64],
+}
+
 impl CounterFile<'_> {
-    /// Merge every remaining function of the first segment into `counts`:
+    /// Merge every remaining function of the first segment into `sums`
+    /// (`set`: a slot becomes 1 for a nonzero value; otherwise values are
+    /// added; the caller saturates at u32::MAX as Go does).
     /// `slots(package, function)` gives a function's slot range (`None`:
     /// unknown function, recorded in `unknown`, its values skipped).
-    /// Returns whether a sum saturated. This is the reader's hot path: for
-    /// the ULEB128 flavor it is one tight loop over the bytes.
+    ///
+    /// This is the reader's hot path (about 25,000 values per file in the
+    /// bench's data): for the ULEB128 flavor one loop over the bytes that
+    /// takes four one-byte values per step where it can.
     pub fn merge_into(
         &mut self,
         slots: impl Fn(u32, u32) -> Option<(usize, usize)>,
-        counts: &mut [u32],
-        merge: Merge,
+        sums: Sums<'_>,
+        set: bool,
         unknown: &mut Vec<(u32, u32)>,
-    ) -> Result<bool, Corruption> {
+    ) -> Result<(), Corruption> {
         if self.flavor == Flavor::Uleb128 {
-            let r = match merge {
-                Merge::Set => self.merge_uleb::<true>(slots, counts, unknown),
-                Merge::Add | Merge::Replace => self.merge_uleb::<false>(slots, counts, unknown),
+            let done = if set {
+                self.merge_uleb::<true>(slots, sums, unknown)
+            } else {
+                self.merge_uleb::<false>(slots, sums, unknown)
             };
-            if let Some(ovf) = r {
-                return Ok(ovf);
+            if done.is_some() {
+                return Ok(());
             }
             // Ran out of bytes: the body is truncated.
             let end = self.body.buffer().len();
@@ -305,29 +328,40 @@ impl CounterFile<'_> {
                 .body
                 .err(CorruptionKind::Truncated("function counters")));
         }
-        let mut overflow = false;
+        let be = self.flavor == Flavor::RawBigEndian;
         while let Some(h) = self.next_header()? {
-            let dst: &mut [u32] = match slots(h.package, h.function) {
-                Some((start, len)) => counts.get_mut(start..start + len).unwrap_or_default(),
+            let (start, len) = match slots(h.package, h.function) {
+                Some(range) => range,
                 None => {
                     unknown.push((h.package, h.function));
-                    &mut []
+                    (0, 0)
                 }
             };
-            self.read_counters(h.count, dst, merge, &mut overflow)?;
+            for i in 0..h.count as usize {
+                let v = if be {
+                    self.body.u32_be("function counters")?
+                } else {
+                    self.body.u32_le("function counters")?
+                };
+                if i < len
+                    && let Some(d) = sums.large.get_mut(start + i)
+                {
+                    add_large(d, v, set);
+                }
+            }
         }
-        Ok(overflow)
+        Ok(())
     }
 
     fn merge_uleb<const SET: bool>(
         &mut self,
         slots: impl Fn(u32, u32) -> Option<(usize, usize)>,
-        counts: &mut [u32],
+        sums: Sums<'_>,
         unknown: &mut Vec<(u32, u32)>,
-    ) -> Option<bool> {
+    ) -> Option<()> {
+        let Sums { small, large } = sums;
         let buf = self.body.buffer();
         let mut pos = self.body.pos();
-        let mut ovf = false;
         // Locals, not fields, in the loop: keeps them in registers.
         let mut functions = self.functions;
         while functions > 0 {
@@ -335,23 +369,56 @@ impl CounterFile<'_> {
             let n = uleb_at(buf, &mut pos)? as u32 as usize;
             let package = uleb_at(buf, &mut pos)? as u32;
             let function = uleb_at(buf, &mut pos)? as u32;
-            let dst: &mut [u32] = match slots(package, function) {
-                Some((start, len)) => counts.get_mut(start..start + len).unwrap_or_default(),
+            let (start, len) = match slots(package, function) {
+                Some((s, l)) if s + l <= large.len() && s + l <= small.len() => (s, l),
+                Some(_) => (0, 0),
                 None => {
                     unknown.push((package, function));
-                    &mut []
+                    (0, 0)
                 }
             };
-            let m = n.min(dst.len());
-            for d in &mut dst[..m] {
-                let v = uleb_at(buf, &mut pos)? as u32;
-                if SET {
-                    *d |= u32::from(v != 0);
-                } else {
-                    let (sum, o) = d.overflowing_add(v);
-                    *d = if o { u32::MAX } else { sum };
-                    ovf |= o;
+            // Values beyond the function's blocks are skipped (Go would
+            // index out of range); missing ones leave the slots as they are.
+            let m = n.min(len);
+            let small = &mut small[start..start + m];
+            let large = &mut large[start..start + m];
+            let mut i = 0;
+            while i < m {
+                // Eight or four one-byte values at once when the next bytes
+                // have no high bit set (the common case), from one load.
+                if i + 4 <= m
+                    && let Some(chunk) = buf.get(pos..pos + 8)
+                {
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(chunk);
+                    let w = u64::from_le_bytes(word);
+                    let high = w & 0x8080_8080_8080_8080;
+                    let take = if high == 0 && i + 8 <= m {
+                        8
+                    } else if high & 0x8080_8080 == 0 {
+                        4
+                    } else {
+                        0
+                    };
+                    if take != 0 {
+                        for (j, d) in small[i..i + take].iter_mut().enumerate() {
+                            add_small::<SET>(d, (w >> (8 * j)) as u8);
+                        }
+                        i += take;
+                        pos += take;
+                        continue;
+                    }
                 }
+                let b = *buf.get(pos)?;
+                if b < 0x80 {
+                    add_small::<SET>(&mut small[i], b);
+                    pos += 1;
+                } else {
+                    // Two or more bytes (Go keeps the low 32 bits).
+                    let v = uleb_at(buf, &mut pos)? as u32;
+                    add_large(&mut large[i], v, SET);
+                }
+                i += 1;
             }
             for _ in m..n {
                 uleb_at(buf, &mut pos)?;
@@ -359,7 +426,29 @@ impl CounterFile<'_> {
         }
         self.functions = 0;
         self.body.set_pos(pos);
-        Some(ovf)
+        Some(())
+    }
+}
+
+/// Combine one value into a u64 sum: in set mode the slot becomes 1 for a
+/// nonzero value, otherwise the value is added.
+#[inline(always)]
+fn add_large(d: &mut u64, v: u32, set: bool) {
+    if set {
+        *d |= u64::from(v != 0);
+    } else {
+        *d += u64::from(v);
+    }
+}
+
+/// A one-byte value into a u32 slot (wrapping: the caller flushes long
+/// before a wrap is possible).
+#[inline(always)]
+fn add_small<const SET: bool>(d: &mut u32, b: u8) {
+    if SET {
+        *d |= u32::from(b != 0);
+    } else {
+        *d = d.wrapping_add(u32::from(b));
     }
 }
 

@@ -133,8 +133,9 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
         let layout = Layout::new(&meta);
         let (tally, group_args) =
             merge_counter_files(&group.counters, &layout, merge_mode, threads, &mut timings)?;
+        let merged = tally.finish();
         timings.counters_wall += t.elapsed();
-        if tally.overflow {
+        if merged.overflow {
             warnings.push(Warning::CounterOverflow {
                 meta: group.meta.clone(),
             });
@@ -150,7 +151,7 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
             }
         }
         let t = Instant::now();
-        builder.add_group(&meta, &layout, &tally, options.packages.as_ref());
+        builder.add_group(&meta, &layout, &merged.counts, options.packages.as_ref());
         timings.profile += t.elapsed();
     }
     let t = Instant::now();
@@ -195,7 +196,7 @@ fn merge_counter_files(
     let workers = threads.min(files.len()).max(1);
     let next = AtomicUsize::new(0);
     let work = || -> WorkerResult {
-        let mut tally = Tally::new(layout);
+        let mut tally = Tally::new(layout, mode);
         let mut out = Vec::new();
         let mut buf = Vec::new();
         let (mut reading, mut merging) = (Duration::ZERO, Duration::ZERO);
@@ -211,7 +212,7 @@ fn merge_counter_files(
                 let mut cf = decode_counters::open(&buf).map_err(|c| Error::corrupt(path, c))?;
                 let args = std::mem::take(&mut cf.args);
                 tally
-                    .add_file(layout, &mut cf, mode)
+                    .add_file(layout, &mut cf)
                     .map_err(|c| Error::corrupt(path, c))?;
                 let unknown = tally.unknown.split_off(before);
                 Ok(((path.clone(), unknown), args))
@@ -240,7 +241,7 @@ fn merge_counter_files(
         per_file.extend(out);
         match &mut total {
             None => total = Some(tally),
-            Some(t) => t.combine(&tally, mode),
+            Some(t) => t.combine(tally),
         }
     }
     per_file.sort_by_key(|(i, _)| *i);
@@ -248,7 +249,7 @@ fn merge_counter_files(
     for (_, r) in per_file {
         findings.push(r?);
     }
-    Ok((total.unwrap_or_else(|| Tally::new(layout)), findings))
+    Ok((total.unwrap_or_else(|| Tally::new(layout, mode)), findings))
 }
 
 fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), Error> {

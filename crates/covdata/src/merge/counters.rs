@@ -5,7 +5,7 @@
 //! threads can each fill their own [`Tally`] and be combined at the end
 //! (saturating addition and "set" are both order independent).
 
-use crate::decode_counters::{CounterFile, Merge};
+use crate::decode_counters::{CounterFile, Sums};
 use crate::decode_meta::MetaFile;
 use crate::error::Corruption;
 use crate::model::CounterMode;
@@ -69,53 +69,139 @@ impl Layout {
 }
 
 /// Merged counts of some counter files of one group.
+///
+/// Sums are kept wider than Go's u32 so the hot loop adds without overflow
+/// checks (see [`Sums`]); [`Tally::finish`] saturates them at `u32::MAX`
+/// as Go's `cmerge` does. That is exact: Go's running saturating sum of
+/// non-negative values ends at `min(total, u32::MAX)`, and one of its
+/// additions overflows exactly when the total exceeds `u32::MAX`.
 #[derive(Debug, Clone)]
 pub struct Tally {
-    pub counts: Vec<u32>,
-    pub overflow: bool,
+    set: bool,
+    /// One-byte values, one per slot.
+    small: Vec<u32>,
+    /// Everything else, and `small` once flushed; one per slot.
+    large: Vec<u64>,
+    overflow: bool,
     /// (package, function) pairs the meta-data does not describe.
     pub unknown: Vec<(u32, u32)>,
+    /// Upper bound of any `small` slot: below 2^32 it cannot have wrapped.
+    small_bound: u64,
+    /// Upper bound on the values added to any `large` slot since the last
+    /// clamp (a value takes at least one byte of a file): below 2^32
+    /// values of at most 2^32-1 each, a u64 cannot overflow.
+    large_pending: u64,
+}
+
+/// The merged counts of a group, saturated as Go's.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// One per slot of the [`Layout`].
+    pub counts: Vec<u32>,
+    /// Some sum saturated at `u32::MAX` (Go warns).
+    pub overflow: bool,
 }
 
 impl Tally {
-    pub fn new(layout: &Layout) -> Self {
+    /// An empty tally; `mode` is the merge mode in effect for the group
+    /// (Go upgrades it as groups of higher modes are read).
+    pub fn new(layout: &Layout, mode: CounterMode) -> Self {
         Tally {
-            counts: vec![0; layout.slots()],
+            set: mode == CounterMode::Set,
+            small: vec![0; layout.slots()],
+            large: vec![0; layout.slots()],
             overflow: false,
             unknown: Vec::new(),
+            small_bound: 0,
+            large_pending: 0,
         }
     }
 
-    /// Add one counter file. `mode` is the merge mode in effect for the
-    /// group (Go upgrades it as groups of higher modes are read).
+    /// Add one counter file.
     pub fn add_file(
         &mut self,
         layout: &Layout,
         file: &mut CounterFile<'_>,
-        mode: CounterMode,
     ) -> Result<(), Corruption> {
-        let merge = if mode == CounterMode::Set {
-            Merge::Set
-        } else {
-            Merge::Add
-        };
+        // A file holds at most one value per byte for any slot.
+        let most = file.byte_len() as u64;
+        if self.small_bound.saturating_add(127 * most) >= 1 << 32 {
+            self.flush_small();
+        }
+        self.small_bound += 127 * most;
+        if self.large_pending.saturating_add(most) >= 1 << 32 {
+            self.clamp();
+        }
+        self.large_pending += most;
         // Counters beyond a function's units are ignored, missing ones
         // count as zero (Go would index out of range).
-        let ovf = file.merge_into(
+        file.merge_into(
             |p, f| layout.function(p, f),
-            &mut self.counts,
-            merge,
+            Sums {
+                small: &mut self.small,
+                large: &mut self.large,
+            },
+            self.set,
             &mut self.unknown,
-        )?;
-        self.overflow |= ovf;
-        Ok(())
+        )
     }
 
-    /// Fold another tally of the same layout into this one.
-    pub fn combine(&mut self, other: &Tally, mode: CounterMode) {
-        merge_into(&mut self.counts, &other.counts, mode, &mut self.overflow);
+    /// Move `small` into `large`.
+    fn flush_small(&mut self) {
+        if self.large_pending.saturating_add(1) >= 1 << 32 {
+            self.clamp();
+        }
+        self.large_pending += 1;
+        for (d, s) in self.large.iter_mut().zip(&mut self.small) {
+            if self.set {
+                *d |= u64::from(*s);
+            } else {
+                *d += u64::from(*s);
+            }
+            *s = 0;
+        }
+        self.small_bound = 0;
+    }
+
+    /// Saturate every `large` slot at `u32::MAX`, noting whether any was
+    /// above.
+    fn clamp(&mut self) {
+        let max = u64::from(u32::MAX);
+        let mut ovf = false;
+        for c in &mut self.large {
+            ovf |= *c > max;
+            *c = (*c).min(max);
+        }
+        self.overflow |= ovf;
+        self.large_pending = 0;
+    }
+
+    /// Fold another tally of the same layout and mode into this one.
+    pub fn combine(&mut self, mut other: Tally) {
+        self.flush_small();
+        self.clamp();
+        other.flush_small();
+        other.clamp();
+        for (d, &s) in self.large.iter_mut().zip(&other.large) {
+            if self.set {
+                *d |= s;
+            } else {
+                *d += s;
+            }
+        }
         self.overflow |= other.overflow;
         self.unknown.extend_from_slice(&other.unknown);
+        self.clamp();
+    }
+
+    /// The counts, saturated as Go's.
+    pub fn finish(mut self) -> Merged {
+        self.flush_small();
+        self.clamp();
+        Merged {
+            counts: self.large.iter().map(|&c| c as u32).collect(),
+            overflow: self.overflow,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! become one, their counts combined with the first group's counter mode.
 
 use super::FxHashMap;
-use super::counters::{Layout, Tally};
+use super::counters::Layout;
 use crate::decode_meta::{MetaFile, UnitPos};
 use crate::model::{CounterMode, Function, Granularity, Package, Profile, Unit};
 use crate::pkgpattern::PkgFilter;
@@ -34,13 +34,13 @@ impl ProfileBuilder {
     }
 
     /// Add one group: its meta-data, the layout made from it and its merged
-    /// counters. Packages not selected by `filter` are left out entirely
+    /// counters (one per slot of the layout). Packages not selected by `filter` are left out entirely
     /// (as `-pkg` does: they do not even appear with zero statements).
     pub fn add_group(
         &mut self,
         meta: &MetaFile,
         layout: &Layout,
-        tally: &Tally,
+        counts: &[u32],
         filter: Option<&PkgFilter>,
     ) {
         let mode = self.first.get_or_insert((meta.mode, meta.granularity)).0;
@@ -65,7 +65,7 @@ impl ProfileBuilder {
                 if units.is_empty() {
                     continue;
                 }
-                let counts = &tally.counts[layout.slot_start(pi, fi)..][..units.len()];
+                let counts = &counts[layout.slot_start(pi, fi)..][..units.len()];
                 let fidx = acc.function(pkg.function_file(f), pkg.function_name(f), f.literal);
                 for (u, &count) in units.iter().zip(counts) {
                     acc.add_unit(fidx, *u, count, mode);
