@@ -73,7 +73,11 @@ impl Strings {
         let mut text = String::with_capacity(entries.iter().map(|e| e.len()).sum());
         let mut ends = Vec::with_capacity(entries.len());
         for e in entries {
-            text.push_str(&String::from_utf8_lossy(e));
+            // Names are nearly always ASCII: then no UTF-8 decoding.
+            match std::str::from_utf8(e) {
+                Ok(s) => text.push_str(s),
+                Err(_) => text.push_str(&String::from_utf8_lossy(e)),
+            }
             ends.push(text.len() as u32);
         }
         Strings { text, ends }
@@ -129,6 +133,70 @@ pub(crate) fn granularity(v: u8) -> Option<Granularity> {
         1 => Granularity::PerBlock,
         2 => Granularity::PerFunc,
         _ => return None,
+    })
+}
+
+/// What merging counter files needs from a meta-data file, read without
+/// decoding it all: the counter mode, the granularity, and per package
+/// each function's block count. [`shape`] reads these fields exactly as
+/// [`decode`] does, so wherever `decode` succeeds the two agree.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub mode: CounterMode,
+    pub granularity: Granularity,
+    /// Per package, per function: the number of blocks.
+    pub units: Vec<Vec<u32>>,
+}
+
+/// The [`Shape`] of a meta-data file, a small fraction of the work of
+/// [`decode`] (so counter files can be merged while `decode` runs).
+/// `None` for anything out of place: callers then rely on `decode`, which
+/// reports the damage.
+pub fn shape(buf: &[u8]) -> Option<Shape> {
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            buf.get(at..at.checked_add(8)?)?.try_into().ok()?,
+        ))
+    };
+    if buf.get(..4)? != META_MAGIC {
+        return None;
+    }
+    let mode = counter_mode(*buf.get(48)?)?;
+    let granularity = granularity(*buf.get(49)?)?;
+    let entries = usize::try_from(u64_at(16)?).ok()?;
+    if entries > buf.len().saturating_sub(FILE_HEADER_SIZE) / 16 {
+        return None;
+    }
+    let mut units = Vec::with_capacity(entries);
+    for i in 0..entries {
+        let off = usize::try_from(u64_at(FILE_HEADER_SIZE + 8 * i)?).ok()?;
+        let len = usize::try_from(u64_at(FILE_HEADER_SIZE + 8 * (entries + i))?).ok()?;
+        let blob = buf.get(off..off.checked_add(len)?)?;
+        let mut r = Reader::new(blob, 0);
+        r.seek(40, "").ok()?;
+        let num_funcs = r.u32_le("").ok()? as usize;
+        if num_funcs > blob.len() / 4 {
+            return None;
+        }
+        let mut counts = Vec::with_capacity(num_funcs);
+        for f in 0..num_funcs {
+            r.seek(PACKAGE_HEADER_SIZE + 4 * f, "").ok()?;
+            let foff = r.u32_le("").ok()? as usize;
+            r.seek(foff, "").ok()?;
+            let n = r.uleb32("").ok()?;
+            // As in `decode`: each block takes at least five bytes (and
+            // this bounds what callers allocate for counters).
+            if n as usize > r.remaining() / 5 {
+                return None;
+            }
+            counts.push(n);
+        }
+        units.push(counts);
+    }
+    Some(Shape {
+        mode,
+        granularity,
+        units,
     })
 }
 

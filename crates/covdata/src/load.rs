@@ -102,37 +102,80 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
         let t = Instant::now();
         let bytes = std::fs::read(&group.meta).map_err(|e| Error::io(&group.meta, e))?;
         timings.meta_read += t.elapsed();
-        let t = Instant::now();
-        let meta = decode_meta::decode(&bytes).map_err(|c| Error::corrupt(&group.meta, c))?;
-        drop(bytes);
-        timings.meta_decode += t.elapsed();
-        // Go checks mode and granularity when it opens each meta file and
-        // merges that group's counters with the (possibly upgraded) mode.
-        let merge_mode = match state {
-            None => meta.mode,
-            Some((mode, gran)) => {
-                if gran != meta.granularity {
-                    return Err(Error::GranularityClash {
-                        path: group.meta.clone(),
-                        previous: gran,
-                        new: meta.granularity,
-                    });
-                }
-                if mode != meta.mode && options.mode_clash == ModeClash::Refuse {
-                    return Err(Error::ModeClash {
-                        path: group.meta.clone(),
-                        previous: mode,
-                        new: meta.mode,
-                    });
-                }
-                mode.max(meta.mode)
+        let filter = options.packages.as_ref();
+        // The common case: the meta-data's shape is all the counter files
+        // need, so they are merged while this thread decodes the meta-data
+        // and lays out the profile. Anything odd (damage, a mode clash)
+        // goes the plain way below, which reports it as Go would.
+        let early = decode_meta::shape(&bytes).and_then(|shape| {
+            let mode =
+                check_modes(state, shape.mode, shape.granularity, options, &group.meta).ok()?;
+            Some((shape, mode))
+        });
+        let mut done = None;
+        if let Some((shape, merge_mode)) = early {
+            let t = Instant::now();
+            let layout = Layout::from_shape(&shape);
+            let (counters, (meta, plan)) = merge_counter_files(
+                &group.counters,
+                &layout,
+                merge_mode,
+                threads,
+                &mut timings,
+                || {
+                    let t = Instant::now();
+                    let meta = decode_meta::decode(&bytes);
+                    let decoding = t.elapsed();
+                    let t = Instant::now();
+                    let plan = match &meta {
+                        Ok(m) if layout.fits(m) => Some(builder.add_structure(m, &layout, filter)),
+                        _ => None,
+                    };
+                    ((meta, decoding), (plan, t.elapsed()))
+                },
+            );
+            timings.counters_wall += t.elapsed();
+            let ((meta, decoding), (plan, planning)) = (meta, plan);
+            timings.meta_decode += decoding;
+            timings.profile += planning;
+            let meta = meta.map_err(|c| Error::corrupt(&group.meta, c))?;
+            if let Some(plan) = plan {
+                done = Some((meta, merge_mode, counters?, plan));
+            }
+        }
+        let (meta, merge_mode, (tally, group_args), plan) = match done {
+            Some(d) => d,
+            None => {
+                let t = Instant::now();
+                let meta =
+                    decode_meta::decode(&bytes).map_err(|c| Error::corrupt(&group.meta, c))?;
+                timings.meta_decode += t.elapsed();
+                // Go checks mode and granularity when it opens each meta
+                // file and merges that group's counters with the (possibly
+                // upgraded) mode.
+                let merge_mode =
+                    check_modes(state, meta.mode, meta.granularity, options, &group.meta)?;
+                let t = Instant::now();
+                let layout = Layout::new(&meta);
+                let (counters, ()) = merge_counter_files(
+                    &group.counters,
+                    &layout,
+                    merge_mode,
+                    threads,
+                    &mut timings,
+                    || (),
+                );
+                let counters = counters?;
+                timings.counters_wall += t.elapsed();
+                let t = Instant::now();
+                let plan = builder.add_structure(&meta, &layout, filter);
+                timings.profile += t.elapsed();
+                (meta, merge_mode, counters, plan)
             }
         };
+        drop(bytes);
         state = Some((merge_mode, meta.granularity));
         let t = Instant::now();
-        let layout = Layout::new(&meta);
-        let (tally, group_args) =
-            merge_counter_files(&group.counters, &layout, merge_mode, threads, &mut timings)?;
         let merged = tally.finish();
         timings.counters_wall += t.elapsed();
         if merged.overflow {
@@ -151,7 +194,7 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
             }
         }
         let t = Instant::now();
-        builder.add_group(&meta, &layout, &merged.counts, options.packages.as_ref());
+        builder.apply_counts(&plan, &merged.counts);
         timings.profile += t.elapsed();
     }
     let t = Instant::now();
@@ -166,6 +209,37 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
         args: args.finish(),
         timings,
     })
+}
+
+/// Go's checks when it opens a group's meta-data file: the granularity
+/// must match the previous groups', the counter mode too where `options`
+/// refuse a clash. The mode the group's counters merge with (Go upgrades
+/// it: set < count < atomic).
+fn check_modes(
+    state: Option<(CounterMode, Granularity)>,
+    mode: CounterMode,
+    granularity: Granularity,
+    options: &LoadOptions,
+    path: &Path,
+) -> Result<CounterMode, Error> {
+    let Some((previous_mode, previous_gran)) = state else {
+        return Ok(mode);
+    };
+    if previous_gran != granularity {
+        return Err(Error::GranularityClash {
+            path: path.to_path_buf(),
+            previous: previous_gran,
+            new: granularity,
+        });
+    }
+    if previous_mode != mode && options.mode_clash == ModeClash::Refuse {
+        return Err(Error::ModeClash {
+            path: path.to_path_buf(),
+            previous: previous_mode,
+            new: mode,
+        });
+    }
+    Ok(previous_mode.max(mode))
 }
 
 /// Read and decode one meta-data file.
@@ -183,17 +257,20 @@ type WorkerResult = (
     (Duration, Duration),
 );
 
-/// Merge counter files with `threads` workers; each worker owns a tally,
-/// the tallies are combined at the end. Errors report the first bad file in
-/// processing order, as a sequential reader would.
-fn merge_counter_files(
+/// Merge counter files on `threads` threads, this one included: it runs
+/// `first` before it joins in. Each thread owns a tally, the tallies are
+/// combined at the end (merging is order independent, so the result is
+/// deterministic). Errors report the first bad file in processing order,
+/// as a sequential reader would.
+fn merge_counter_files<R>(
     files: &[PathBuf],
     layout: &Layout,
     mode: CounterMode,
     threads: usize,
     timings: &mut Timings,
-) -> Result<(Tally, Vec<FileFindings>), Error> {
-    let workers = threads.min(files.len()).max(1);
+    first: impl FnOnce() -> R,
+) -> (Result<(Tally, Vec<FileFindings>), Error>, R) {
+    let helpers = threads.saturating_sub(1).min(files.len());
     let next = AtomicUsize::new(0);
     let work = || -> WorkerResult {
         let mut tally = Tally::new(layout, mode);
@@ -222,19 +299,34 @@ fn merge_counter_files(
         }
         (tally, out, (reading, merging))
     };
-    let results: Vec<WorkerResult> = if workers == 1 {
-        vec![work()]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
+    let (results, side): (Vec<WorkerResult>, R) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..helpers).map(|_| s.spawn(work)).collect();
+        let side = first();
+        let mut results = vec![work()];
+        results.extend(
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    };
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        (results, side)
+    });
+    (
+        combine_results(files.len(), layout, mode, results, timings),
+        side,
+    )
+}
+
+/// The threads' tallies folded into one, and the per-file findings in
+/// file order (the first error wins).
+fn combine_results(
+    files: usize,
+    layout: &Layout,
+    mode: CounterMode,
+    results: Vec<WorkerResult>,
+    timings: &mut Timings,
+) -> Result<(Tally, Vec<FileFindings>), Error> {
     let mut total: Option<Tally> = None;
-    let mut per_file: Vec<(usize, Result<FileFindings, Error>)> = Vec::with_capacity(files.len());
+    let mut per_file: Vec<(usize, Result<FileFindings, Error>)> = Vec::with_capacity(files);
     for (tally, out, (reading, merging)) in results {
         timings.counters_read += reading;
         timings.counters_merge += merging;

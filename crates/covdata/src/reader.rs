@@ -83,6 +83,25 @@ impl<'a> Reader<'a> {
     /// dropped rather than rejected, so over-long encodings read the same.
     #[inline]
     pub(crate) fn uleb(&mut self, what: &'static str) -> Result<u64, Corruption> {
+        // Most values (line and column numbers, counts) fit in one or two
+        // bytes.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+            if let Some(&c) = self.buf.get(self.pos + 1)
+                && c < 0x80
+            {
+                self.pos += 2;
+                return Ok(u64::from(b & 0x7f) | u64::from(c) << 7);
+            }
+        }
+        self.uleb_long(what)
+    }
+
+    #[inline(never)]
+    fn uleb_long(&mut self, what: &'static str) -> Result<u64, Corruption> {
         let mut value = 0u64;
         let mut shift = 0u32;
         loop {

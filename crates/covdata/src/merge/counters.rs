@@ -6,7 +6,7 @@
 //! (saturating addition and "set" are both order independent).
 
 use crate::decode_counters::{CounterFile, Sums};
-use crate::decode_meta::MetaFile;
+use crate::decode_meta::{MetaFile, Shape};
 use crate::error::Corruption;
 use crate::model::CounterMode;
 
@@ -39,6 +39,38 @@ impl Layout {
             functions,
             slots,
         }
+    }
+
+    /// The layout of a meta-data file's [`Shape`] (the same as
+    /// [`Layout::new`] of its decoded form).
+    pub fn from_shape(shape: &Shape) -> Self {
+        let mut package_start = Vec::with_capacity(shape.units.len() + 1);
+        let mut functions = Vec::new();
+        let mut slots = 0usize;
+        for p in &shape.units {
+            package_start.push(functions.len() as u32);
+            for &n in p {
+                functions.push((slots as u32, n));
+                slots += n as usize;
+            }
+        }
+        package_start.push(functions.len() as u32);
+        Layout {
+            package_start,
+            functions,
+            slots,
+        }
+    }
+
+    /// Whether this is the layout of `meta`.
+    pub fn fits(&self, meta: &MetaFile) -> bool {
+        meta.packages.len() + 1 == self.package_start.len()
+            && meta
+                .packages
+                .iter()
+                .flat_map(|p| &p.functions)
+                .map(|f| f.units_len)
+                .eq(self.functions.iter().map(|&(_, n)| n))
     }
 
     /// Number of counter slots (units) in the whole file.

@@ -2,10 +2,18 @@
 //! does: blocks are keyed by (package, file, function name, literal flag,
 //! position, statement count); identical blocks from different groups
 //! become one, their counts combined with the first group's counter mode.
+//!
+//! A group goes in two steps, so the first can run while its counter files
+//! are still being merged: [`ProfileBuilder::add_structure`] takes the
+//! meta-data (functions and blocks, counts zero) and returns a [`Plan`];
+//! [`ProfileBuilder::apply_counts`] then folds in the merged counters.
+//! Identical blocks are collapsed once, in [`ProfileBuilder::finish`]: that
+//! keeps hashing out of the per-block path (collapsing is rare; checking
+//! for it is a sort of each function's few blocks).
 
 use super::FxHashMap;
 use super::counters::Layout;
-use crate::decode_meta::{MetaFile, UnitPos};
+use crate::decode_meta::MetaFile;
 use crate::model::{CounterMode, Function, Granularity, Package, Profile, Unit};
 use crate::pkgpattern::PkgFilter;
 
@@ -14,18 +22,41 @@ use crate::pkgpattern::PkgFilter;
 pub struct ProfileBuilder {
     /// The first group's mode and granularity (Go's formatter mode).
     first: Option<(CounterMode, Granularity)>,
-    packages: FxHashMap<String, PackageAcc>,
+    /// Import path -> index in `packages`.
+    index: FxHashMap<String, u32>,
+    packages: Vec<PackageAcc>,
 }
+
+/// (file, function name) -> [plain, literal] function index.
+type NameIndex = FxHashMap<(String, String), [Option<u32>; 2]>;
 
 #[derive(Debug, Default)]
 struct PackageAcc {
+    path: String,
     name: String,
     module_path: String,
     functions: Vec<Function>,
-    /// file -> function name -> [plain, literal] function index.
-    by_name: FxHashMap<String, FxHashMap<String, [Option<u32>; 2]>>,
-    /// (function index, position) -> unit index within the function.
-    units: FxHashMap<(u32, UnitPos), u32>,
+    /// (file, function name) -> [plain, literal] function index. Built
+    /// only when a second group adds to the package (rare); the first one
+    /// uses a map borrowing the meta-data's names.
+    by_name: Option<NameIndex>,
+}
+
+/// Where one group's counters go: per function of the meta-data (in
+/// layout order), the function's first slot, its block count, and the
+/// profile position of its first block (package, function, block).
+#[derive(Debug, Default)]
+pub struct Plan {
+    targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    slot: u32,
+    len: u32,
+    package: u32,
+    function: u32,
+    unit: u32,
 }
 
 impl ProfileBuilder {
@@ -33,9 +64,8 @@ impl ProfileBuilder {
         Self::default()
     }
 
-    /// Add one group: its meta-data, the layout made from it and its merged
-    /// counters (one per slot of the layout). Packages not selected by `filter` are left out entirely
-    /// (as `-pkg` does: they do not even appear with zero statements).
+    /// Add one group in one go: its meta-data, the layout made from it and
+    /// its merged counters (one per slot of the layout).
     pub fn add_group(
         &mut self,
         meta: &MetaFile,
@@ -43,48 +73,142 @@ impl ProfileBuilder {
         counts: &[u32],
         filter: Option<&PkgFilter>,
     ) {
-        let mode = self.first.get_or_insert((meta.mode, meta.granularity)).0;
+        let plan = self.add_structure(meta, layout, filter);
+        self.apply_counts(&plan, counts);
+    }
+
+    /// Add one group's functions and blocks (counts zero). Packages not
+    /// selected by `filter` are left out entirely (as `-pkg` does: they do
+    /// not even appear with zero statements).
+    pub fn add_structure(
+        &mut self,
+        meta: &MetaFile,
+        layout: &Layout,
+        filter: Option<&PkgFilter>,
+    ) -> Plan {
+        self.first.get_or_insert((meta.mode, meta.granularity));
+        let mut plan = Plan::default();
         for (pi, pkg) in meta.packages.iter().enumerate() {
             if let Some(f) = filter
                 && !f.matches(&pkg.path)
             {
                 continue;
             }
-            let acc = self
-                .packages
-                .entry(pkg.path.clone())
-                .or_insert_with(|| PackageAcc {
-                    name: pkg.name.clone(),
-                    module_path: pkg.module_path.clone(),
-                    ..PackageAcc::default()
-                });
-            acc.units.reserve(pkg.units.len());
-            acc.functions.reserve(pkg.functions.len());
+            let pidx = match self.index.get(pkg.path.as_str()) {
+                Some(&i) => {
+                    let acc = &mut self.packages[i as usize];
+                    if acc.by_name.is_none() {
+                        acc.by_name = Some(acc.name_index());
+                    }
+                    i
+                }
+                None => {
+                    let i = self.packages.len() as u32;
+                    self.index.insert(pkg.path.clone(), i);
+                    self.packages.push(PackageAcc {
+                        path: pkg.path.clone(),
+                        name: pkg.name.clone(),
+                        module_path: pkg.module_path.clone(),
+                        functions: Vec::with_capacity(pkg.functions.len()),
+                        by_name: None,
+                    });
+                    i
+                }
+            };
+            let acc = &mut self.packages[pidx as usize];
+            // (file, name) -> [plain, literal] function index, borrowing
+            // the names: no allocation per function.
+            let mut local: FxHashMap<(&str, &str), [Option<u32>; 2]> =
+                FxHashMap::with_capacity_and_hasher(pkg.functions.len(), Default::default());
             for (fi, f) in pkg.functions.iter().enumerate() {
                 let units = pkg.function_units(f);
                 if units.is_empty() {
                     continue;
                 }
-                let counts = &counts[layout.slot_start(pi, fi)..][..units.len()];
-                let fidx = acc.function(pkg.function_file(f), pkg.function_name(f), f.literal);
-                for (u, &count) in units.iter().zip(counts) {
-                    acc.add_unit(fidx, *u, count, mode);
-                }
+                let slot = &mut match &mut acc.by_name {
+                    Some(m) => m
+                        .entry((
+                            pkg.function_file(f).to_string(),
+                            pkg.function_name(f).to_string(),
+                        ))
+                        .or_default(),
+                    None => local
+                        .entry((pkg.function_file(f), pkg.function_name(f)))
+                        .or_default(),
+                }[usize::from(f.literal)];
+                let fidx = match *slot {
+                    Some(i) => i,
+                    None => {
+                        let i = acc.functions.len() as u32;
+                        acc.functions.push(Function {
+                            name: pkg.function_name(f).to_string(),
+                            file: pkg.function_file(f).to_string(),
+                            literal: f.literal,
+                            units: Vec::with_capacity(units.len()),
+                        });
+                        *slot = Some(i);
+                        i
+                    }
+                };
+                let func = &mut acc.functions[fidx as usize];
+                plan.targets.push(Target {
+                    slot: layout.slot_start(pi, fi) as u32,
+                    len: units.len() as u32,
+                    package: pidx,
+                    function: fidx,
+                    unit: func.units.len() as u32,
+                });
+                func.units.extend(units.iter().map(|u| Unit {
+                    start_line: u.start_line,
+                    start_col: u.start_col,
+                    end_line: u.end_line,
+                    end_col: u.end_col,
+                    statements: u.statements,
+                    count: 0,
+                }));
+            }
+        }
+        plan
+    }
+
+    /// Fold a group's merged counters (one per slot of the layout given to
+    /// [`ProfileBuilder::add_structure`]) into its blocks, with the first
+    /// group's mode.
+    pub fn apply_counts(&mut self, plan: &Plan, counts: &[u32]) {
+        let Some((mode, _)) = self.first else { return };
+        let set = mode == CounterMode::Set;
+        for t in &plan.targets {
+            let Some(src) = counts.get(t.slot as usize..(t.slot + t.len) as usize) else {
+                continue;
+            };
+            let units = &mut self.packages[t.package as usize].functions[t.function as usize].units
+                [t.unit as usize..][..t.len as usize];
+            for (u, &c) in units.iter_mut().zip(src) {
+                u.count = merge_count(u.count, c, set);
             }
         }
     }
 
-    /// The merged profile; packages sorted by import path.
+    /// The merged profile; packages sorted by import path, identical
+    /// blocks of a function collapsed into the first.
     pub fn finish(self) -> Option<Profile> {
         let (mode, granularity) = self.first?;
+        let set = mode == CounterMode::Set;
+        let mut scratch = Vec::new();
         let mut packages: Vec<Package> = self
             .packages
             .into_iter()
-            .map(|(path, acc)| Package {
-                path,
-                name: acc.name,
-                module_path: acc.module_path,
-                functions: acc.functions,
+            .map(|acc| {
+                let mut functions = acc.functions;
+                for f in &mut functions {
+                    collapse(&mut f.units, set, &mut scratch);
+                }
+                Package {
+                    path: acc.path,
+                    name: acc.name,
+                    module_path: acc.module_path,
+                    functions,
+                }
             })
             .collect();
         packages.sort_by(|a, b| a.path.cmp(&b.path));
@@ -97,64 +221,74 @@ impl ProfileBuilder {
 }
 
 impl PackageAcc {
-    fn function(&mut self, file: &str, name: &str, literal: bool) -> u32 {
-        let slot = match self.by_name.get_mut(file) {
-            Some(m) => match m.get_mut(name) {
-                Some(s) => s,
-                None => m.entry(name.to_string()).or_default(),
-            },
-            None => self
-                .by_name
-                .entry(file.to_string())
-                .or_default()
-                .entry(name.to_string())
-                .or_default(),
-        };
-        let slot = &mut slot[usize::from(literal)];
-        if let Some(i) = *slot {
-            return i;
+    /// (file, name) -> [plain, literal] function index of what is there.
+    fn name_index(&self) -> NameIndex {
+        let mut m = NameIndex::default();
+        for (i, f) in self.functions.iter().enumerate() {
+            m.entry((f.file.clone(), f.name.clone())).or_default()[usize::from(f.literal)] =
+                Some(i as u32);
         }
-        let i = self.functions.len() as u32;
-        self.functions.push(Function {
-            name: name.to_string(),
-            file: file.to_string(),
-            literal,
-            units: Vec::new(),
-        });
-        *slot = Some(i);
-        i
+        m
     }
+}
 
-    #[inline]
-    fn add_unit(&mut self, fidx: u32, u: UnitPos, count: u32, mode: CounterMode) {
-        let func = &mut self.functions[fidx as usize];
-        match self.units.entry((fidx, u)) {
+/// Go's formatter merge of two counts of one block: in set mode 1 if
+/// either is nonzero (even a single stored 7 becomes 1), else a sum
+/// saturating at `u32::MAX`.
+#[inline]
+fn merge_count(a: u32, b: u32, set: bool) -> u32 {
+    if set {
+        u32::from(a != 0 || b != 0)
+    } else {
+        a.saturating_add(b)
+    }
+}
+
+type Position = (u32, u32, u32, u32, u32);
+
+fn position(u: &Unit) -> Position {
+    (
+        u.start_line,
+        u.start_col,
+        u.end_line,
+        u.end_col,
+        u.statements,
+    )
+}
+
+/// Collapse blocks of identical position and statement count into the
+/// first of them, merging counts. Blocks usually come in increasing order
+/// of start position, which proves there are none; otherwise a sort tells.
+fn collapse(units: &mut Vec<Unit>, set: bool, scratch: &mut Vec<(Position, u32)>) {
+    let start = |u: &Unit| (u64::from(u.start_line) << 32) | u64::from(u.start_col);
+    if units.windows(2).all(|w| start(&w[0]) < start(&w[1])) {
+        return;
+    }
+    scratch.clear();
+    scratch.extend(
+        units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (position(u), i as u32)),
+    );
+    scratch.sort_unstable();
+    if scratch.windows(2).all(|w| w[0].0 != w[1].0) {
+        return;
+    }
+    // Rare: fold each later duplicate into its first occurrence.
+    let mut first_of: FxHashMap<Position, usize> = FxHashMap::default();
+    let mut out: Vec<Unit> = Vec::with_capacity(units.len());
+    for u in units.iter() {
+        match first_of.entry(position(u)) {
             std::collections::hash_map::Entry::Occupied(e) => {
-                let unit = &mut func.units[*e.get() as usize];
-                unit.count = if mode == CounterMode::Set {
-                    u32::from(count != 0 || unit.count != 0)
-                } else {
-                    unit.count.saturating_add(count)
-                };
+                let kept = &mut out[*e.get()];
+                kept.count = merge_count(kept.count, u.count, set);
             }
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(func.units.len() as u32);
-                // Go's formatter merges even the first count with the
-                // mode: in set mode a stored 7 becomes 1.
-                let count = if mode == CounterMode::Set {
-                    u32::from(count != 0)
-                } else {
-                    count
-                };
-                func.units.push(Unit {
-                    start_line: u.start_line,
-                    start_col: u.start_col,
-                    end_line: u.end_line,
-                    end_col: u.end_col,
-                    statements: u.statements,
-                    count,
-                });
+                e.insert(out.len());
+                out.push(*u);
             }
         }
     }
+    *units = out;
 }
