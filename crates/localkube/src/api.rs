@@ -564,6 +564,11 @@ pub(crate) async fn get_pod(
     }
     let inner = c.lock();
     match inner.pod(&ns, &name) {
+        // `kubectl get pod NAME` asks for a one-row Table, as for a list.
+        Some(p) if wants_table(&headers) => {
+            let rv = inner.watch.version(p);
+            json_ok(&table(&[p.to_pod(rv)], rv, param(&q, "includeObject")))
+        }
         Some(p) => json_ok(&p.to_pod(inner.watch.version(p))),
         None => pod_not_found(&name),
     }
@@ -614,7 +619,10 @@ pub(crate) async fn pod_log(
             return pod_not_found(&name);
         };
         match choose_container(pod, param(&q, "container")) {
-            Ok(container) => container.spec.log_file.clone(),
+            Ok(container) => match container.log_for(&pod.name, flag(&q, "previous")) {
+                Ok(file) => file,
+                Err(message) => return error(400, message, None),
+            },
             Err(r) => return *r,
         }
     };

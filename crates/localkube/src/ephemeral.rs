@@ -852,6 +852,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
         last: None,
         generation: 0,
         planned_exit: None,
+        backoff: None,
     };
     let fail = |mut run: ContainerRun, message: String| {
         run.run = start_error(&message);

@@ -47,10 +47,12 @@
 //!   restart` send): a deleted pod is replaced at once, a changed template rolls
 //!   the pods (RollingUpdate or Recreate); see `deployments.rs`. No OpenAPI
 //!   document is served, so `kubectl apply` needs `--validate=false`.
+//! * **Restarts**: a container whose program ends is restarted per
+//!   `restartPolicy` with the kubelet's back-off (`CrashLoopBackOff`,
+//!   `lastState`, `restartCount`, `kubectl logs --previous`); the phase is the
+//!   kubelet's. See `restart.rs` and [`LocalKubeBuilder::crash_loop_backoff`].
 //! * **Not modelled**: probes, postStart and httpGet hooks, resources, init containers,
-//!   service networking. A container whose program ends stays terminated (no
-//!   automatic restart); the pod's phase then follows its `restartPolicy` as
-//!   Kubernetes reports it.
+//!   service networking.
 //!
 //! Needs root, or unprivileged user namespaces (then each container also gets a
 //! user namespace in which it is root, and shared process namespaces are refused).
@@ -87,6 +89,7 @@ mod portforward;
 mod publish;
 mod rbac;
 mod requests;
+mod restart;
 mod server;
 mod stall;
 mod state;
@@ -94,6 +97,7 @@ mod status;
 mod sys;
 mod tls;
 mod watch;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -168,6 +172,7 @@ pub struct LocalKubeBuilder {
     token_file: Option<PathBuf>,
     rbac: Vec<PathBuf>,
     publish_ports: bool,
+    backoff: restart::BackOffPolicy,
 }
 
 impl LocalKubeBuilder {
@@ -257,6 +262,16 @@ impl LocalKubeBuilder {
         self
     }
 
+    /// The restart back-off of crashed containers: the first wait and its cap
+    /// (default the kubelet's, 10 s doubling up to 300 s). Tests shorten it.
+    pub fn crash_loop_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = restart::BackOffPolicy {
+            initial,
+            max: max.max(initial),
+        };
+        self
+    }
+
     /// How long containers get between SIGTERM and SIGKILL at shutdown (default 500 ms).
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -332,6 +347,7 @@ impl LocalKube {
             token_file: None,
             rbac: Vec::new(),
             publish_ports: false,
+            backoff: restart::BackOffPolicy::default(),
         }
     }
 
@@ -481,6 +497,7 @@ impl LocalKube {
             images: images.clone(),
             ephemeral_enabled: b.ephemeral_containers,
             restricted_namespaces: b.restricted_namespaces.clone(),
+            backoff: b.backoff,
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server_cluster = Arc::clone(&cluster);
@@ -723,7 +740,7 @@ impl LocalKube {
                 .flat_map(|p| p.all_runs())
                 .filter_map(|c| match &c.run {
                     Run::Running { process, .. } => Some(Arc::clone(process)),
-                    Run::Ended(_) | Run::Waiting { .. } => None,
+                    Run::Ended(_) | Run::Waiting { .. } | Run::BackOff { .. } => None,
                 })
                 .collect::<Vec<_>>()
         };
@@ -774,11 +791,11 @@ fn container_info(c: &state::ContainerRun) -> ContainerInfo {
         restart_count: c.restart_count,
         exit_code: match &c.run {
             Run::Ended(e) => Some(e.exit_code),
-            Run::Running { .. } | Run::Waiting { .. } => None,
+            Run::Running { .. } | Run::Waiting { .. } | Run::BackOff { .. } => None,
         },
         pid: match &c.run {
             Run::Running { process, .. } => Some(process.pid),
-            Run::Ended(_) | Run::Waiting { .. } => None,
+            Run::Ended(_) | Run::Waiting { .. } | Run::BackOff { .. } => None,
         },
         host_port: c.host_port,
         log_file: c.spec.log_file.clone(),

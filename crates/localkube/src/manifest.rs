@@ -86,26 +86,26 @@ pub(crate) fn load(
     let mut pods = Vec::new();
     let mut services = Vec::new();
     let mut deployments = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc)
-            .map_err(|e| err(file, format!("document {}", i + 1), e.to_string()))?;
-        if value.is_null() {
-            continue; // empty document, e.g. a trailing `---`
-        }
+    let docs = crate::yaml::documents(&text).map_err(|e| err(file, "(YAML)", e))?;
+    for (i, doc) in docs.iter().enumerate() {
         let where_ = format!("document {}", i + 1);
+        let value = &doc.value;
         let kind = value
             .get("kind")
             .and_then(|k| k.as_str())
-            .ok_or_else(|| err(file, format!("{where_}: kind"), "missing"))?
+            .ok_or_else(|| {
+                err(
+                    file,
+                    format!("{where_}: kind"),
+                    format!("missing (line {})", doc.line),
+                )
+            })?
             .to_string();
         let api_version = value
             .get("apiVersion")
             .and_then(|k| k.as_str())
             .unwrap_or_default()
             .to_string();
-        // Re-parse the text of this document as the typed object, so serde's error names the field.
-        let retyped = serde_yaml::to_string(&value)
-            .map_err(|e| err(file, &where_, format!("cannot re-read document: {e}")))?;
         let labels_for = |mut labels: BTreeMap<String, String>| {
             labels.extend(extra_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             labels.extend(src.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -113,8 +113,9 @@ pub(crate) fn load(
         };
         match (kind.as_str(), api_version.as_str()) {
             ("Deployment", "apps/v1") => {
-                let d: Deployment = serde_yaml::from_str(&retyped)
-                    .map_err(|e| err(file, format!("{where_} (Deployment)"), e.to_string()))?;
+                let d: Deployment = doc
+                    .to()
+                    .map_err(|e| err(file, format!("{where_} (Deployment)"), e))?;
                 let name = d
                     .metadata
                     .name
@@ -166,8 +167,9 @@ pub(crate) fn load(
                 deployments.push((file.to_path_buf(), object));
             }
             ("Pod", "v1") => {
-                let p: Pod = serde_yaml::from_str(&retyped)
-                    .map_err(|e| err(file, format!("{where_} (Pod)"), e.to_string()))?;
+                let p: Pod = doc
+                    .to()
+                    .map_err(|e| err(file, format!("{where_} (Pod)"), e))?;
                 let name = p
                     .metadata
                     .name
@@ -188,8 +190,9 @@ pub(crate) fn load(
                 });
             }
             ("Service", "v1") => {
-                let mut svc: Service = serde_yaml::from_str(&retyped)
-                    .map_err(|e| err(file, format!("{where_} (Service)"), e.to_string()))?;
+                let mut svc: Service = doc
+                    .to()
+                    .map_err(|e| err(file, format!("{where_} (Service)"), e))?;
                 if svc.metadata.name.as_deref().is_none_or(str::is_empty) {
                     return Err(err(file, "metadata.name", "missing"));
                 }
@@ -202,7 +205,8 @@ pub(crate) fn load(
                     file,
                     format!("{where_}: kind"),
                     format!(
-                        "{api_version} {kind} is not supported; localkube runs apps/v1 Deployment and v1 Pod, and serves v1 Service"
+                        "{api_version} {kind} (line {}) is not supported; localkube runs apps/v1 Deployment and v1 Pod, and serves v1 Service",
+                        doc.line
                     ),
                 ));
             }

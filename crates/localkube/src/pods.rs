@@ -378,6 +378,7 @@ pub(crate) fn prepare(
             last: None,
             generation: 0,
             planned_exit: None,
+            backoff: None,
         });
         std::fs::create_dir_all(&cdir)
             .map_err(|e| Error::io(format!("creating {}", cdir.display()), e))?;
@@ -703,10 +704,7 @@ fn restart(
             p.faults.exited.retain(|c| c != container);
             p.faults.replaced.retain(|(c, _, _)| c != container);
             if let Some(c) = p.containers.iter_mut().find(|c| c.name == container) {
-                if let Run::Ended(e) = &c.run {
-                    c.last = Some(e.clone());
-                }
-                c.restart_count += 1;
+                crate::restart::begin_restart(c);
             }
         }
     }

@@ -53,27 +53,16 @@ impl Policy {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value: serde_json::Value =
-                serde::Deserialize::deserialize(doc).map_err(|e| bad(e.to_string()))?;
-            if value.is_null() {
-                continue;
-            }
-            let kind = value["kind"].as_str().unwrap_or_default().to_string();
-            let parse_err = |e: serde_json::Error| bad(format!("{kind}: {e}"));
+        for doc in crate::yaml::documents(&text).map_err(bad)? {
+            let kind = doc.value["kind"].as_str().unwrap_or_default().to_string();
+            let parse_err = |e: String| bad(format!("{kind}: {e}"));
             match kind.as_str() {
-                "Role" => self
-                    .roles
-                    .push(serde_json::from_value(value).map_err(parse_err)?),
-                "ClusterRole" => self
-                    .cluster_roles
-                    .push(serde_json::from_value(value).map_err(parse_err)?),
-                "RoleBinding" => self
-                    .role_bindings
-                    .push(serde_json::from_value(value).map_err(parse_err)?),
+                "Role" => self.roles.push(doc.to().map_err(parse_err)?),
+                "ClusterRole" => self.cluster_roles.push(doc.to().map_err(parse_err)?),
+                "RoleBinding" => self.role_bindings.push(doc.to().map_err(parse_err)?),
                 "ClusterRoleBinding" => self
                     .cluster_role_bindings
-                    .push(serde_json::from_value(value).map_err(parse_err)?),
+                    .push(doc.to().map_err(parse_err)?),
                 other => {
                     return Err(bad(format!(
                         "{other:?} is not an RBAC object (Role, ClusterRole, RoleBinding, ClusterRoleBinding)"

@@ -44,6 +44,11 @@ pub(crate) enum Run {
         reason: String,
         message: String,
     },
+    /// Ended (see [`ContainerRun::last`]); the kubelet waits out its restart
+    /// back-off before starting it again: `waiting.reason: CrashLoopBackOff`.
+    BackOff {
+        message: String,
+    },
 }
 
 impl Run {
@@ -73,6 +78,8 @@ pub(crate) struct ContainerRun {
     pub generation: u64,
     /// A fault stopped it: report this exit code when the process is gone.
     pub planned_exit: Option<i32>,
+    /// The kubelet's restart back-off for this container (see [`crate::restart`]).
+    pub backoff: Option<crate::restart::BackOffEntry>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -215,6 +222,8 @@ pub(crate) struct Cluster {
     pub ephemeral_enabled: bool,
     /// Namespaces where Pod Security admission enforces `restricted`.
     pub restricted_namespaces: Vec<String>,
+    /// How long crashed containers wait before a restart (see [`crate::restart`]).
+    pub backoff: crate::restart::BackOffPolicy,
 }
 
 impl Cluster {
@@ -265,7 +274,8 @@ impl Cluster {
                 && c.generation == generation
                 && let Run::Running { started, .. } = &c.run
             {
-                let code = c.planned_exit.take().unwrap_or(status.unwrap_or(255));
+                let planned = c.planned_exit.take();
+                let code = planned.unwrap_or(status.unwrap_or(255));
                 tracing::debug!(%namespace, %pod, %container, code, "container process ended");
                 c.run = Run::Ended(Ended {
                     exit_code: code,
@@ -273,6 +283,10 @@ impl Cluster {
                     started: *started,
                     finished: Timestamp::now(),
                 });
+                // A fault's stop is the fault's business (kept stopped, or restarted by it).
+                if planned.is_none() {
+                    crate::restart::after_exit(&cluster, &mut inner, &namespace, &pod, &container);
+                }
                 inner.bump();
             }
             drop(inner);
@@ -283,6 +297,41 @@ impl Cluster {
 
 fn time(t: Timestamp) -> Time {
     Time(t)
+}
+
+impl ContainerRun {
+    /// Which instance's log `kubectl logs` (`previous`: `--previous`) reads, as
+    /// the kubelet picks it (`pkg/kubelet/kubelet_pods.go`
+    /// `validateContainerLogStatus`): `--previous` the last terminated one;
+    /// else the running one, the one that ended, or the last terminated one
+    /// while it waits to restart. Errors are the kubelet's (a 400 on the API).
+    pub(crate) fn log_for(&self, pod: &str, previous: bool) -> Result<PathBuf, String> {
+        let current = self.spec.log_file.clone();
+        if previous {
+            return match (&self.last, &self.run) {
+                (None, _) => Err(format!(
+                    "previous terminated container {:?} in pod {pod:?} not found",
+                    self.name
+                )),
+                // Not restarted yet: the last terminated instance is still the current file.
+                (Some(_), Run::BackOff { .. }) => Ok(current),
+                (Some(_), _) => Ok(crate::restart::previous_log(&current)),
+            };
+        }
+        match &self.run {
+            Run::Running { .. } | Run::BackOff { .. } => Ok(current),
+            Run::Ended(e) if e.reason != "NotStarted" => Ok(current),
+            Run::Ended(_) => Err(format!(
+                "container {:?} in pod {pod:?} is waiting to start: ContainerCreating",
+                self.name
+            )),
+            Run::Waiting { .. } if self.last.is_some() => Ok(current),
+            Run::Waiting { reason, .. } => Err(format!(
+                "container {:?} in pod {pod:?} is waiting to start: {reason}",
+                self.name
+            )),
+        }
+    }
 }
 
 impl PodState {
@@ -325,50 +374,55 @@ impl PodState {
         }
     }
 
-    /// The phase the pod reports (a `Phase` fault wins).
+    /// The phase the pod reports (a `Phase` fault wins), as the kubelet
+    /// computes it (`pkg/kubelet/kubelet_pods.go` `getPhase`; no init containers).
     pub(crate) fn phase(&self) -> String {
         if let Some(p) = &self.faults.phase {
             return p.clone();
         }
-        // Created but not started yet: the kubelet reports ContainerCreating.
-        if self
-            .containers
-            .iter()
-            .any(|c| matches!(&c.run, Run::Ended(e) if e.reason == "NotStarted"))
-        {
-            return "Pending".into();
+        let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+        for c in &self.containers {
+            match &c.run {
+                Run::Running { .. } => running += 1,
+                // Created, not started yet: waiting in ContainerCreating.
+                Run::Ended(e) if e.reason == "NotStarted" => waiting += 1,
+                Run::Ended(e) => {
+                    stopped += 1;
+                    if e.exit_code == 0 {
+                        succeeded += 1;
+                    }
+                }
+                // Waiting with a last termination counts as stopped, not succeeded.
+                Run::BackOff { .. } => stopped += 1,
+                Run::Waiting { .. } if c.last.is_some() => stopped += 1,
+                Run::Waiting { .. } => waiting += 1,
+            }
         }
-        let running = self
-            .containers
-            .iter()
-            .any(|c| matches!(c.run, Run::Running { .. }));
-        if running {
-            return "Running".into();
-        }
-        // A container the kubelet refused to create, never run: still Pending.
-        if self
-            .containers
-            .iter()
-            .any(|c| matches!(c.run, Run::Waiting { .. }) && c.last.is_none())
-        {
-            return "Pending".into();
-        }
-        let all_ok = self.containers.iter().all(|c| match &c.run {
-            Run::Ended(e) => e.exit_code == 0,
-            Run::Running { .. } => true,
-            Run::Waiting { .. } => false,
-        });
-        if self.deletion.is_some() {
-            // A deleted pod whose containers have stopped is terminal whatever its
-            // restartPolicy (kubelet_pods.go getPhase, since Kubernetes 1.27).
-            return if all_ok { "Succeeded" } else { "Failed" }.into();
-        }
-        match self.spec.restart_policy.as_deref().unwrap_or("Always") {
-            "Never" if all_ok => "Succeeded".into(),
-            "Never" => "Failed".into(),
-            "OnFailure" if all_ok => "Succeeded".into(),
-            _ => "Running".into(),
-        }
+        let phase = if waiting > 0 {
+            "Pending"
+        } else if running > 0 {
+            "Running"
+        } else if stopped == 0 {
+            "Pending"
+        } else if self.deletion.is_some() {
+            // A deleted pod whose containers have stopped is terminal whatever
+            // its restartPolicy (getPhase's podIsTerminal, since Kubernetes 1.27).
+            if stopped == succeeded {
+                "Succeeded"
+            } else {
+                "Failed"
+            }
+        } else {
+            match self.spec.restart_policy.as_deref().unwrap_or("Always") {
+                // Every container is restarting.
+                "Always" => "Running",
+                _ if stopped == succeeded => "Succeeded",
+                "Never" => "Failed",
+                // OnFailure, at least one failed and restarting.
+                _ => "Running",
+            }
+        };
+        phase.into()
     }
 
     pub(crate) fn address(&self) -> Option<SocketAddr> {
@@ -527,6 +581,15 @@ pub(crate) fn container_status(
         "localkube://{}/{}/{}/{}",
         pod.namespace, pod.name, c.name, c.generation
     );
+    // The last terminated instance: the current one while it waits to restart.
+    let last_generation = match c.run {
+        Run::BackOff { .. } => c.generation,
+        _ => c.generation.saturating_sub(1),
+    };
+    let last_id = format!(
+        "localkube://{}/{}/{}/{last_generation}",
+        pod.namespace, pod.name, c.name
+    );
     let (state, ready) = if pending {
         (
             ContainerState {
@@ -585,6 +648,16 @@ pub(crate) fn container_status(
                 },
                 false,
             ),
+            Run::BackOff { message } => (
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some("CrashLoopBackOff".into()),
+                        message: Some(message.clone()),
+                    }),
+                    ..Default::default()
+                },
+                false,
+            ),
         }
     };
     ContainerStatus {
@@ -597,7 +670,7 @@ pub(crate) fn container_status(
         restart_count: c.restart_count,
         state: Some(state),
         last_state: c.last.as_ref().map(|e| ContainerState {
-            terminated: Some(terminated(e, &container_id)),
+            terminated: Some(terminated(e, &last_id)),
             ..Default::default()
         }),
         ..Default::default()

@@ -166,7 +166,7 @@ pub(crate) fn write_kubeconfig(
         }],
         "current-context": context,
     });
-    let text = serde_yaml::to_string(&config)
+    let text = serde_saphyr::to_string(&config)
         .map_err(|e| Error::Config(format!("cannot render kubeconfig: {e}")))?;
     let path = dir.join("kubeconfig");
     write_file(&path, text.as_bytes())?;

@@ -77,3 +77,68 @@ fn missing_executable_is_a_config_error() {
         .to_string();
     assert!(e.contains("/no/such/binary"), "{e}");
 }
+
+#[test]
+fn a_field_of_the_wrong_type_is_named_with_its_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = sleep_deployment("web", 1).replace("replicas: 1", "replicas: many");
+    let line = yaml.lines().position(|l| l.contains("many")).unwrap() + 1;
+    let e = start_err(tmp.path(), &yaml).to_string();
+    assert!(
+        e.contains("bad.yaml")
+            && e.contains("document 1 (Deployment)")
+            && e.contains("spec.replicas: invalid type: string \"many\"")
+            && e.contains(&format!("(line {line}, column 13)")),
+        "{e}"
+    );
+    // A syntax error: the parser's position.
+    let e = start_err(tmp.path(), "kind: Pod\nmetadata: {name: [unclosed\n").to_string();
+    assert!(e.contains("bad.yaml") && e.contains("line 2"), "{e}");
+}
+
+/// Anchors, aliases and merge keys resolve (within their document, as YAML
+/// scopes them); several documents (and empty ones) in one file all load.
+#[test]
+fn anchors_and_multiple_documents_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = r#"---
+apiVersion: v1
+kind: Pod
+metadata: {name: first, labels: &labels {app: demo}}
+spec:
+  containers:
+    - &sleeper
+      name: app
+      image: example/sleeper
+      args: ["infinity"]
+---
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: second, labels: &labels {app: demo}, annotations: *labels}
+spec:
+  containers:
+    - &sleeper
+      name: app
+      image: example/sleeper
+      args: ["infinity"]
+    - <<: *sleeper
+      name: other
+---
+"#;
+    let m = manifest(tmp.path(), "pods.yaml", yaml);
+    let kube = LocalKube::builder(tmp.path().join("kube"))
+        .manifest(&m)
+        .image("example/sleeper", sleeper_image())
+        .start()
+        .unwrap();
+    let pods = kube.pods();
+    let names: Vec<_> = pods.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["first", "second"]);
+    assert!(
+        pods.iter()
+            .all(|p| p.labels.get("app").map(String::as_str) == Some("demo"))
+    );
+    assert_eq!(pods[1].containers[1].name, "other");
+    assert_eq!(pods[1].containers[1].image, "example/sleeper");
+}

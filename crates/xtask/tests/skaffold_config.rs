@@ -92,7 +92,7 @@ struct HostHook {
 fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> T {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 fn skaffold() -> Config {
@@ -265,7 +265,7 @@ fn hook_fragments_parse_and_name_the_tools() {
 }
 
 /// The rendered overlay, as generic YAML documents.
-fn kustomize(path: &str) -> Vec<serde_yaml::Value> {
+fn kustomize(path: &str) -> Vec<serde_json::Value> {
     let kubectl = toolchain::require_kubectl();
     let out = Command::new(kubectl)
         .arg("kustomize")
@@ -277,12 +277,10 @@ fn kustomize(path: &str) -> Vec<serde_yaml::Value> {
         "kubectl kustomize {path}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_yaml::Deserializer::from_slice(&out.stdout)
-        .map(|doc| serde_yaml::Value::deserialize(doc).expect("kustomize output is YAML"))
-        .collect()
+    serde_saphyr::from_slice_multiple(&out.stdout).expect("kustomize output is YAML")
 }
 
-fn deployment(docs: &[serde_yaml::Value]) -> &serde_yaml::Value {
+fn deployment(docs: &[serde_json::Value]) -> &serde_json::Value {
     docs.iter()
         .find(|d| d["kind"] == "Deployment")
         .expect("a Deployment")
@@ -299,20 +297,20 @@ fn coverage_overlay_mounts_an_empty_dir_at_gocoverdir() {
     assert_eq!(deploy["spec"]["replicas"], 2);
     let pod = &deploy["spec"]["template"]["spec"];
     let app = pod["containers"]
-        .as_sequence()
+        .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == "app"))
         .expect("container `app`");
     let gocoverdir = app["env"]
-        .as_sequence()
+        .as_array()
         .and_then(|env| env.iter().find(|e| e["name"] == "GOCOVERDIR"))
         .and_then(|e| e["value"].as_str())
         .expect("GOCOVERDIR in app's env");
     let mount = app["volumeMounts"]
-        .as_sequence()
+        .as_array()
         .and_then(|m| m.iter().find(|m| m["mountPath"] == gocoverdir))
         .expect("a volume mounted at GOCOVERDIR");
     let volume = pod["volumes"]
-        .as_sequence()
+        .as_array()
         .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
         .expect("the mounted volume is declared");
     assert!(
@@ -324,7 +322,7 @@ fn coverage_overlay_mounts_an_empty_dir_at_gocoverdir() {
 #[test]
 fn base_has_no_coverage_settings() {
     let docs = kustomize("k8s/base");
-    let text = serde_yaml::to_string(deployment(&docs)).expect("YAML");
+    let text = serde_json::to_string(deployment(&docs)).expect("YAML");
     assert!(
         !text.contains("GOCOVERDIR"),
         "the base must not set GOCOVERDIR"
@@ -336,7 +334,7 @@ fn coverage_overlay_holds_a_deleted_pod_with_a_native_sleep_and_leaves_time_to_f
     let docs = kustomize("k8s/overlays/coverage");
     let pod = &deployment(&docs)["spec"]["template"]["spec"];
     let app = pod["containers"]
-        .as_sequence()
+        .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == "app"))
         .expect("container `app`");
     let pre_stop = &app["lifecycle"]["preStop"];
@@ -404,12 +402,12 @@ fn distroless_profile_ships_the_nonroot_image_with_the_same_hooks() {
     assert_eq!(pod["securityContext"]["runAsUser"], 65532);
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let app = pod["containers"]
-        .as_sequence()
+        .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == "app"))
         .expect("container `app`");
     assert!(
         app["env"]
-            .as_sequence()
+            .as_array()
             .is_some_and(|e| e.iter().any(|e| e["name"] == "GOCOVERDIR"))
     );
 }
@@ -417,16 +415,16 @@ fn distroless_profile_ships_the_nonroot_image_with_the_same_hooks() {
 #[test]
 fn dev_profile_follows_the_pods_across_redeploys() {
     let text = std::fs::read_to_string(example().join("skaffold.yaml")).expect("skaffold.yaml");
-    let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    let config: serde_json::Value = serde_saphyr::from_str(&text).expect("YAML");
     let dev = config["profiles"]
-        .as_sequence()
+        .as_array()
         .and_then(|p| p.iter().find(|p| p["name"] == "dev"))
         .expect("a dev profile");
     assert_eq!(
         dev["manifests"]["kustomize"]["paths"][0], "k8s/overlays/coverage",
         "the dev profile deploys the overlay with the preStop hold"
     );
-    let fragment: serde_yaml::Value =
+    let fragment: serde_json::Value =
         read_yaml(&toolchain::workspace_root().join("hooks/kubectl-dev.yaml"));
     for (hooks, origin) in [
         (
@@ -435,22 +433,22 @@ fn dev_profile_follows_the_pods_across_redeploys() {
         ),
         (&fragment["kubectl"]["hooks"], "hooks/kubectl-dev.yaml"),
     ] {
-        let command = |h: &serde_yaml::Value| -> Vec<String> {
+        let command = |h: &serde_json::Value| -> Vec<String> {
             h["host"]["command"]
-                .as_sequence()
+                .as_array()
                 .expect("a host command")
                 .iter()
                 .map(|a| a.as_str().expect("a string").to_string())
                 .collect()
         };
         let before: Vec<Vec<String>> = hooks["before"]
-            .as_sequence()
+            .as_array()
             .expect("before hooks")
             .iter()
             .map(command)
             .collect();
         let after: Vec<Vec<String>> = hooks["after"]
-            .as_sequence()
+            .as_array()
             .expect("after hooks")
             .iter()
             .map(command)

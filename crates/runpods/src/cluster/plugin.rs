@@ -228,7 +228,7 @@ pub async fn run(
     };
     // client-go decodes with a YAML-tolerant codec; JSON is YAML. Only the
     // error's position is kept: serde's messages can quote the input.
-    let cred: ExecCredential = serde_yaml::from_slice(&out).map_err(|e| {
+    let cred: ExecCredential = serde_saphyr::from_slice(&out).map_err(|e| {
         bad(match e.location() {
             Some(l) => format!(
                 "not an ExecCredential at line {} column {}",

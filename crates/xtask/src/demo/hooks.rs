@@ -3,7 +3,7 @@
 //! with Skaffold's environment variables, stopping at the first failure.
 
 use anyhow::{Context, Result, bail};
-use serde_yaml::Value;
+use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
@@ -29,10 +29,10 @@ impl HostHook {
 fn profile(skaffold_yaml: &Path, profile: &str) -> Result<Value> {
     let text = std::fs::read_to_string(skaffold_yaml)
         .with_context(|| format!("reading {}", skaffold_yaml.display()))?;
-    let doc: Value = serde_yaml::from_str(&text)
+    let doc: Value = serde_saphyr::from_str(&text)
         .with_context(|| format!("{} is not valid YAML", skaffold_yaml.display()))?;
     doc.get("profiles")
-        .and_then(Value::as_sequence)
+        .and_then(Value::as_array)
         .and_then(|profiles| {
             profiles
                 .iter()
@@ -81,12 +81,12 @@ pub fn from_image(skaffold_yaml: &Path, name: &str) -> Result<String> {
 pub fn after_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>> {
     let text = std::fs::read_to_string(skaffold_yaml)
         .with_context(|| format!("reading {}", skaffold_yaml.display()))?;
-    let doc: Value = serde_yaml::from_str(&text)
+    let doc: Value = serde_saphyr::from_str(&text)
         .with_context(|| format!("{} is not valid YAML", skaffold_yaml.display()))?;
     let where_ = || format!("{} profile {profile:?}", skaffold_yaml.display());
     let profile_doc = doc
         .get("profiles")
-        .and_then(Value::as_sequence)
+        .and_then(Value::as_array)
         .and_then(|profiles| {
             profiles
                 .iter()
@@ -98,7 +98,7 @@ pub fn after_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>
         .and_then(|d| d.get("kubectl"))
         .and_then(|k| k.get("hooks"))
         .and_then(|h| h.get("after"))
-        .and_then(Value::as_sequence)
+        .and_then(Value::as_array)
         .with_context(|| format!("{}: no deploy.kubectl.hooks.after list", where_()))?;
     after
         .iter()
@@ -132,7 +132,7 @@ pub fn after_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>
 
 fn strings(value: Option<&Value>) -> Option<Vec<String>> {
     value?
-        .as_sequence()?
+        .as_array()?
         .iter()
         .map(|v| v.as_str().map(str::to_owned))
         .collect::<Option<Vec<_>>>()
