@@ -16,6 +16,8 @@
 #[cfg(target_os = "linux")]
 mod cluster;
 #[cfg(target_os = "linux")]
+mod dev;
+#[cfg(target_os = "linux")]
 mod flow;
 #[cfg(target_os = "linux")]
 mod hooks;
@@ -36,6 +38,14 @@ pub struct Options {
     /// the demo prints whether helper containers were added).
     #[arg(long, default_value = "coverage", value_name = "NAME")]
     pub profile: String,
+    /// Run the `dev` profile the way `skaffold dev` runs it over two
+    /// iterations: its before-deploy hook starts `cov-collect --follow`, the
+    /// after-deploy hooks run the integration test, stop the follower and
+    /// report; then the Deployment is rolled (`kubectl rollout restart`, as a
+    /// redeploy replaces the pods) and the hooks run again against the new
+    /// pods. The last report covers both generations of pods.
+    #[arg(long, conflicts_with = "profile")]
+    pub dev: bool,
 }
 
 #[cfg(target_os = "linux")]

@@ -80,14 +80,21 @@ struct Demo {
 /// per-package coverage it prints equals `go tool covdata percent` on the
 /// collected files.
 fn demo(profile: Option<&str>) -> Demo {
+    match profile {
+        Some(p) => demo_with(&["--profile", p], 2),
+        None => demo_with(&[], 2),
+    }
+}
+
+/// `cargo xtask demo ARGS`, checked as [`demo`] says, with `expected_pods` pod folders
+/// of coverage expected; the coverage compared is what the last `cov-report`
+/// hook printed.
+fn demo_with(args: &[&str], expected_pods: usize) -> Demo {
     toolchain::require_go();
     toolchain::require_kubectl();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.arg("demo").arg("--work-dir").arg(dir.path());
-    if let Some(p) = profile {
-        cmd.args(["--profile", p]);
-    }
+    cmd.arg("demo").arg("--work-dir").arg(dir.path()).args(args);
     let out = cmd
         .current_dir(toolchain::workspace_root())
         .output()
@@ -96,7 +103,7 @@ fn demo(profile: Option<&str>) -> Demo {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
-        "cargo xtask demo {profile:?} failed ({}):\n{stdout}\n{stderr}",
+        "cargo xtask demo {args:?} failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
 
@@ -116,11 +123,14 @@ fn demo(profile: Option<&str>) -> Demo {
     let pods = coverage_dirs(&work.join("greeter/reports/coverage"));
     assert_eq!(
         pods.len(),
-        2,
-        "coverage collected from both replicas, found {pods:?}\n{stdout}"
+        expected_pods,
+        "coverage collected from every pod, found {pods:?}\n{stdout}"
     );
 
-    let printed = coverage_lines(&stdout);
+    let last_report = stdout
+        .rfind(": cov-report ")
+        .map_or(stdout.as_str(), |at| &stdout[at..]);
+    let printed = coverage_lines(last_report);
     assert!(
         !printed.is_empty(),
         "the demo printed no per-package coverage:\n{stdout}"
@@ -229,4 +239,52 @@ fn distroless_profile_runs_the_nonroot_image_through_helpers() {
         .find(|l| l.contains("helper containers the tools added"))
         .unwrap_or_else(|| panic!("the demo does not show its helpers:\n{}", d.stdout));
     assert_eq!(line.matches(": cov-helper").count(), 2, "{line}");
+}
+
+/// `cargo xtask demo --dev`: two `skaffold dev` iterations with the Deployment
+/// rolled in between. The last report equals `go tool covdata` over the files
+/// of both generations of pods (checked by `demo_with`), and the first
+/// generation's files were kept: collected at the end of iteration 1 and
+/// again by the follower while the rollout's preStop hold kept each pod.
+#[test]
+fn dev_demo_keeps_the_first_generations_coverage_across_a_rollout() {
+    let d = demo_with(&["--dev"], 4);
+    let names = |prefix: &str| -> Vec<String> {
+        let line = d
+            .stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{}", d.stdout));
+        line.split(", ").map(str::to_owned).collect()
+    };
+    let first = names("generation 1 pods (replaced): ");
+    let second = names("generation 2 pods: ");
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(
+        first.iter().all(|p| !second.contains(p)),
+        "{first:?} {second:?}"
+    );
+    let collected = coverage_dirs(&d.work.join("greeter/reports/coverage"));
+    for pod in &first {
+        let dir = collected
+            .iter()
+            .find(|c| c.components().any(|part| part.as_os_str() == pod.as_str()))
+            .unwrap_or_else(|| panic!("nothing kept of {pod}: {collected:?}"));
+        let counters = std::fs::read_dir(dir)
+            .expect("pod folder")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("covcounters."))
+            .count();
+        assert!(
+            counters >= 2,
+            "{pod}: {counters} counter file(s); expected iteration 1's and the rollout's"
+        );
+    }
+    // The follower of iteration 2 lost no pod of the rollout.
+    assert!(
+        d.stdout.contains("4 pod(s) collected, 0 lost"),
+        "{}",
+        d.stdout
+    );
 }

@@ -79,6 +79,57 @@ impl Cluster {
         &self.pods
     }
 
+    /// Waits until a rollout has replaced every pod named in `old`: those are
+    /// gone (their preStop hold and grace period over), the new ones run and
+    /// accept connections. The new pods become [`pods`](Self::pods).
+    pub fn wait_replaced(&mut self, old: &[String], within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        let infos = loop {
+            let infos = self.kube.pods();
+            let replaced = !infos.is_empty()
+                && infos.iter().all(|p| {
+                    !old.contains(&p.name)
+                        && p.phase == "Running"
+                        && p.containers.iter().all(|c| c.running)
+                });
+            if replaced {
+                break infos;
+            }
+            if Instant::now() > deadline {
+                let now: Vec<String> = infos
+                    .iter()
+                    .map(|p| format!("{} ({})", p.name, p.phase))
+                    .collect();
+                bail!(
+                    "the rollout did not replace {old:?} within {}s; pods now: {now:?}",
+                    within.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut pods = Vec::new();
+        for info in &infos {
+            let address = info.address.with_context(|| {
+                format!(
+                    "pod {}/{} has no reachable address",
+                    info.namespace, info.name
+                )
+            })?;
+            self.pids
+                .extend(info.containers.iter().filter_map(|c| c.pid));
+            pods.push(Pod {
+                namespace: info.namespace.clone(),
+                name: info.name.clone(),
+                address,
+            });
+        }
+        for pod in &pods {
+            wait_listening(pod, &infos)?;
+        }
+        self.pods = pods;
+        Ok(())
+    }
+
     /// (namespace, name) of each Service deployed (API objects only).
     pub fn services(&self) -> Vec<(String, String)> {
         self.kube.services()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use super::{Options, cluster, hooks};
+use super::{Options, cluster, dev, hooks};
 use crate::tools::run as run_cmd;
 
 /// The example the demo runs, relative to the workspace root.
@@ -17,13 +17,13 @@ const IMAGE: &str = "greeter";
 const TOOLS: [&str; 3] = ["cov-signal", "cov-collect", "cov-report"];
 
 /// One line per step, numbered, so a slow step is easy to spot.
-struct Steps {
+pub(super) struct Steps {
     started: Instant,
     n: usize,
 }
 
 impl Steps {
-    fn say(&mut self, what: impl std::fmt::Display) {
+    pub(super) fn say(&mut self, what: impl std::fmt::Display) {
         self.n += 1;
         println!(
             "demo [{:>4.1}s] {}. {what}",
@@ -80,7 +80,11 @@ pub fn run(opts: Options) -> Result<()> {
         .current_dir(&project);
     run_cmd(&mut go, "go build -cover -covermode=atomic")?;
 
-    let profile = opts.profile.as_str();
+    let profile = if opts.dev {
+        dev::PROFILE
+    } else {
+        opts.profile.as_str()
+    };
     let skaffold_yaml = project.join("skaffold.yaml");
     let overlay = hooks::overlay(&skaffold_yaml, profile)?;
 
@@ -126,7 +130,7 @@ pub fn run(opts: Options) -> Result<()> {
     steps.say(format!(
         "starting localkube with the rendered manifests (label skaffold.dev/run-id={run_id})"
     ));
-    let cluster = cluster::Cluster::start(
+    let mut cluster = cluster::Cluster::start(
         &work.join("localkube"),
         &manifests,
         IMAGE,
@@ -152,26 +156,19 @@ pub fn run(opts: Options) -> Result<()> {
         );
     }
 
-    let hooks = hooks::after_deploy(&project.join("skaffold.yaml"), profile)?;
-    let env = hook_env(&cluster, &run_id, &project, &tool_dir)?;
-    for (i, hook) in hooks.iter().enumerate() {
-        if !hook.runs_here() {
-            steps.say(format!(
-                "skipping hook {}/{} `{}` (os: {})",
-                i + 1,
-                hooks.len(),
-                hook.display(),
-                hook.os.join(", ")
-            ));
-            continue;
-        }
-        steps.say(format!(
-            "Skaffold hook {}/{}: {}",
-            i + 1,
-            hooks.len(),
-            hook.display()
-        ));
-        hooks::run(hook, &project, &env)?;
+    if opts.dev {
+        dev::iterations(
+            &mut steps,
+            &mut cluster,
+            &manifests,
+            &project,
+            &tool_dir,
+            &run_id,
+        )?;
+    } else {
+        let hooks = hooks::after_deploy(&project.join("skaffold.yaml"), profile)?;
+        let env = hook_env(&cluster, &run_id, &project, &tool_dir)?;
+        run_hooks(&mut steps, &hooks, &project, &env)?;
     }
 
     let helpers = cluster.helpers();
@@ -196,6 +193,35 @@ pub fn run(opts: Options) -> Result<()> {
         "demo: done in {:.1}s; {stopped} pod processes stopped, none left running",
         steps.started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Runs host hooks in order as Skaffold does, numbered as steps.
+pub(super) fn run_hooks(
+    steps: &mut Steps,
+    hooks: &[hooks::HostHook],
+    project: &Path,
+    env: &[(String, String)],
+) -> Result<()> {
+    for (i, hook) in hooks.iter().enumerate() {
+        if !hook.runs_here() {
+            steps.say(format!(
+                "skipping hook {}/{} `{}` (os: {})",
+                i + 1,
+                hooks.len(),
+                hook.display(),
+                hook.os.join(", ")
+            ));
+            continue;
+        }
+        steps.say(format!(
+            "Skaffold hook {}/{}: {}",
+            i + 1,
+            hooks.len(),
+            hook.display()
+        ));
+        hooks::run(hook, project, env)?;
+    }
     Ok(())
 }
 
@@ -268,7 +294,7 @@ fn render_overlay(overlay: &Path, out: &Path) -> Result<()> {
 /// PATH (tools, Go, kubectl), KUBECONFIG (localkube's), the Go settings of
 /// `.tools`, and GREETER_ADDRS (the integration test's direct targets:
 /// localkube routes no traffic through the Service).
-fn hook_env(
+pub(super) fn hook_env(
     cluster: &cluster::Cluster,
     run_id: &str,
     project: &Path,

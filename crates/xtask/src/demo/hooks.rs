@@ -1,4 +1,4 @@
-//! The `after` deploy hooks of a Skaffold profile, read from `skaffold.yaml`
+//! The `before` and `after` deploy hooks of a Skaffold profile, read from `skaffold.yaml`
 //! and run the way Skaffold runs host hooks: in order, in the project folder,
 //! with Skaffold's environment variables, stopping at the first failure.
 
@@ -79,6 +79,16 @@ pub fn from_image(skaffold_yaml: &Path, name: &str) -> Result<String> {
 
 /// The host hooks under `deploy.kubectl.hooks.after` of profile `profile`.
 pub fn after_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>> {
+    deploy_hooks(skaffold_yaml, profile, "after")
+}
+
+/// The host hooks under `deploy.kubectl.hooks.before` of profile `profile`.
+pub fn before_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>> {
+    deploy_hooks(skaffold_yaml, profile, "before")
+}
+
+/// The host hooks under `deploy.kubectl.hooks.<when>` of profile `profile`.
+fn deploy_hooks(skaffold_yaml: &Path, profile: &str, when: &str) -> Result<Vec<HostHook>> {
     let text = std::fs::read_to_string(skaffold_yaml)
         .with_context(|| format!("reading {}", skaffold_yaml.display()))?;
     let doc: Value = serde_saphyr::from_str(&text)
@@ -97,20 +107,20 @@ pub fn after_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>
         .get("deploy")
         .and_then(|d| d.get("kubectl"))
         .and_then(|k| k.get("hooks"))
-        .and_then(|h| h.get("after"))
+        .and_then(|h| h.get(when))
         .and_then(Value::as_array)
-        .with_context(|| format!("{}: no deploy.kubectl.hooks.after list", where_()))?;
+        .with_context(|| format!("{}: no deploy.kubectl.hooks.{when} list", where_()))?;
     after
         .iter()
         .enumerate()
         .map(|(i, item)| {
             let host = item.get("host").with_context(|| {
-                format!("{}: after hook {} is not a host hook", where_(), i + 1)
+                format!("{}: {when} hook {} is not a host hook", where_(), i + 1)
             })?;
             Ok(HostHook {
                 command: strings(host.get("command")).with_context(|| {
                     format!(
-                        "{}: after hook {}: `command` must be a list of strings",
+                        "{}: {when} hook {}: `command` must be a list of strings",
                         where_(),
                         i + 1
                     )
@@ -119,7 +129,7 @@ pub fn after_deploy(skaffold_yaml: &Path, profile: &str) -> Result<Vec<HostHook>
                     None => Vec::new(),
                     some => strings(some).with_context(|| {
                         format!(
-                            "{}: after hook {}: `os` must be a list of strings",
+                            "{}: {when} hook {}: `os` must be a list of strings",
                             where_(),
                             i + 1
                         )
