@@ -1,9 +1,11 @@
 //! `cov-collect --follow` against localkube and the real Go service: pods
 //! deleted mid-test and rolled out are collected while their preStop hook
 //! holds them; a watch that is dropped resumes, one answered 410 re-lists; a
-//! pod removed without a grace period is reported lost (exit 1); a restarted
-//! container's earlier counters are merged; an interrupted follower leaves its
-//! files intact and a rerun continues. `go tool covdata` is the oracle.
+//! pod removed without a grace period is reported lost (exit 1); the counters
+//! of a container restarted (by a fault, then by localkube's kubelet-like
+//! restart after a crash) are merged; an interrupted follower leaves its
+//! files intact and a rerun continues; the service's SIGTERM path writes its
+//! counters. `go tool covdata` is the oracle.
 
 mod common;
 
@@ -270,6 +272,24 @@ fn a_restarted_containers_counters_are_merged_and_an_interrupted_follow_can_be_r
         counter_files(&dir).len() > before.len() + 1
     }));
 
+    // A crash: the service is killed from outside (as by the OOM killer) and
+    // localkube restarts it as a kubelet does (restartPolicy Always, the first
+    // restart at once); the follower keeps collecting the new instance.
+    let before = counter_files(&dir);
+    let crashed = cluster.run_pods()[0].containers[0].pid.unwrap();
+    // SAFETY: kill(2) on the container's PID 1, a process of this test's localkube.
+    unsafe { libc::kill(crashed, libc::SIGKILL) };
+    assert!(eventually(Duration::from_secs(20), || {
+        let c = &cluster.run_pods()[0].containers[0];
+        c.restart_count == 2 && c.running && c.pid != Some(crashed)
+    }));
+    let addr = cluster.run_pods()[0].address.unwrap();
+    wait_ready(addr);
+    traffic(&cluster, &["/greet?name=b"]);
+    assert!(eventually(Duration::from_secs(20), || {
+        counter_files(&dir).len() > before.len()
+    }));
+
     // The follower is killed hard: no summary, but every file it took is whole.
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .unwrap()
@@ -348,4 +368,41 @@ fn process_alive(pid: i32) -> bool {
         !s.rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
     })
+}
+
+/// The example service's SIGTERM path under localkube: killed with SIGTERM
+/// (what a kubelet sends a container it stops), it drains, writes its counters
+/// into the emptyDir and exits; localkube restarts it as a kubelet does
+/// (restartPolicy Always, the emptyDir kept), and the counters written on
+/// SIGTERM are there to collect, though no SIGUSR1 was ever sent.
+#[test]
+fn sigterm_writes_the_counters_and_a_restart_keeps_them() {
+    let cluster = start(&[(manifest("greeter-dev.yaml"), None, vec![])]);
+    let pod = cluster.run_pods()[0].clone();
+    let volume = pod.volumes["coverage-data"].clone();
+    traffic(&cluster, &["/greet?name=term"]);
+    assert!(counter_files(&volume).is_empty(), "no flush yet");
+    let pid = pod.containers[0].pid.unwrap();
+    // SAFETY: kill(2) on the container's PID 1, a process of this test's localkube.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(eventually(Duration::from_secs(20), || {
+        let c = &cluster.run_pods()[0].containers[0];
+        c.restart_count == 1 && c.running
+    }));
+    // The flush on SIGTERM (and Go's own exit hook writes what ran since, at os.Exit).
+    assert!(!counter_files(&volume).is_empty(), "{:?}", files(&volume));
+
+    let out = cluster.dir.path().join("out");
+    let collected = cluster.run(
+        "cov-collect",
+        &["--run-id", RUN_ID, "--out", out.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        collected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&collected.stderr)
+    );
+    assert!(handlers_percent(&[pod_dir(&out, &pod.name)]) > 0.0);
+    percent_matches_go(&out);
 }
