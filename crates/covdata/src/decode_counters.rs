@@ -282,18 +282,23 @@ impl<'a> CounterFile<'a> {
     }
 }
 
-/// Where [`CounterFile::merge_into`] puts values. One-byte values (below
-/// 128: the vast majority) go to `small` with wrapping u32 additions, no
-/// overflow check per value; the caller moves
-/// `small` into `large` before it could wrap (a file adds at most 127 per
-/// byte it holds to any slot). Longer values go to `large` as u64 sums.
-/// In set mode both hold 0 or 1.
+/// Where [`CounterFile::merge_into`] puts values: wrapping u32 sums in
+/// `small`, no overflow check per value. The caller keeps one-byte values
+/// (below 128: the vast majority) from adding up to more than
+/// [`SMALL_LIMIT`] between moves of `small` into `large` (a file adds at
+/// most 127 per byte it holds to any slot); a longer value goes to `small`
+/// only while that stays at most [`SMALL_LIMIT`] too, else to `large`. So
+/// `small` never wraps, and `large` (u64) stays out of the hot loop's
+/// working set. In set mode both hold 0 or 1.
 pub struct Sums<'a> {
     /// One per slot.
     pub small: &'a mut [u32],
     /// One per slot.
     pub large: &'a mut [u64],
 }
+
+/// See [`Sums`]: two of these stay below 2^32.
+pub const SMALL_LIMIT: u32 = (1 << 31) - 1;
 
 impl CounterFile<'_> {
     /// Merge every remaining function of the first segment into `sums`
@@ -380,45 +385,30 @@ impl CounterFile<'_> {
             // Values beyond the function's blocks are skipped (Go would
             // index out of range); missing ones leave the slots as they are.
             let m = n.min(len);
+            // The common case: every value is one byte, so the values are
+            // the next `n` bytes; one check, then a plain loop.
+            if m == n
+                && let Some(bytes) = buf.get(pos..pos + n)
+                && all_short(bytes)
+            {
+                for (d, &b) in small[start..start + n].iter_mut().zip(bytes) {
+                    add_small::<SET>(d, b);
+                }
+                pos += n;
+                continue;
+            }
             let small = &mut small[start..start + m];
             let large = &mut large[start..start + m];
-            let mut i = 0;
-            while i < m {
-                // Eight or four one-byte values at once when the next bytes
-                // have no high bit set (the common case), from one load.
-                if i + 4 <= m
-                    && let Some(chunk) = buf.get(pos..pos + 8)
-                {
-                    let mut word = [0u8; 8];
-                    word.copy_from_slice(chunk);
-                    let w = u64::from_le_bytes(word);
-                    let high = w & 0x8080_8080_8080_8080;
-                    let take = if high == 0 && i + 8 <= m {
-                        8
-                    } else if high & 0x8080_8080 == 0 {
-                        4
-                    } else {
-                        0
-                    };
-                    if take != 0 {
-                        for (j, d) in small[i..i + take].iter_mut().enumerate() {
-                            add_small::<SET>(d, (w >> (8 * j)) as u8);
-                        }
-                        i += take;
-                        pos += take;
-                        continue;
-                    }
-                }
+            for (d, l) in small.iter_mut().zip(large.iter_mut()) {
                 let b = *buf.get(pos)?;
                 if b < 0x80 {
-                    add_small::<SET>(&mut small[i], b);
+                    add_small::<SET>(d, b);
                     pos += 1;
                 } else {
                     // Two or more bytes (Go keeps the low 32 bits).
                     let v = uleb_at(buf, &mut pos)? as u32;
-                    add_large(&mut large[i], v, SET);
+                    add_long::<SET>(d, l, v);
                 }
-                i += 1;
             }
             for _ in m..n {
                 uleb_at(buf, &mut pos)?;
@@ -430,8 +420,8 @@ impl CounterFile<'_> {
     }
 }
 
-/// Combine one value into a u64 sum: in set mode the slot becomes 1 for a
-/// nonzero value, otherwise the value is added.
+/// Combine one value read from a raw-flavor file into a u64 sum: in set
+/// mode the slot becomes 1 for a nonzero value, otherwise it is added.
 #[inline(always)]
 fn add_large(d: &mut u64, v: u32, set: bool) {
     if set {
@@ -441,8 +431,21 @@ fn add_large(d: &mut u64, v: u32, set: bool) {
     }
 }
 
-/// A one-byte value into a u32 slot (wrapping: the caller flushes long
-/// before a wrap is possible).
+/// A value of two or more bytes: into `small` while it stays within
+/// [`SMALL_LIMIT`], else into `large` (see [`Sums`]).
+#[inline(always)]
+fn add_long<const SET: bool>(small: &mut u32, large: &mut u64, v: u32) {
+    if SET {
+        *small |= u32::from(v != 0);
+    } else if v <= SMALL_LIMIT - (*small).min(SMALL_LIMIT) {
+        *small += v;
+    } else {
+        *large += u64::from(v);
+    }
+}
+
+/// A one-byte value into a u32 slot (wrapping, never reached: see
+/// [`Sums`]).
 #[inline(always)]
 fn add_small<const SET: bool>(d: &mut u32, b: u8) {
     if SET {
@@ -450,6 +453,23 @@ fn add_small<const SET: bool>(d: &mut u32, b: u8) {
     } else {
         *d = d.wrapping_add(u32::from(b));
     }
+}
+
+/// Whether all `bytes` have their high bit clear, i.e. are one-byte
+/// ULEB128 values (a word at a time).
+#[inline(always)]
+fn all_short(bytes: &[u8]) -> bool {
+    let mut high = 0u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        high |= u64::from_le_bytes(w);
+    }
+    for &b in chunks.remainder() {
+        high |= u64::from(b);
+    }
+    high & 0x8080_8080_8080_8080 == 0
 }
 
 /// One ULEB128 value at `pos` (bits past the 64th dropped, as Go does);

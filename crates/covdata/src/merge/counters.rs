@@ -5,7 +5,7 @@
 //! threads can each fill their own [`Tally`] and be combined at the end
 //! (saturating addition and "set" are both order independent).
 
-use crate::decode_counters::{CounterFile, Sums};
+use crate::decode_counters::{CounterFile, SMALL_LIMIT, Sums};
 use crate::decode_meta::{MetaFile, Shape};
 use crate::error::Corruption;
 use crate::model::CounterMode;
@@ -117,7 +117,8 @@ pub struct Tally {
     overflow: bool,
     /// (package, function) pairs the meta-data does not describe.
     pub unknown: Vec<(u32, u32)>,
-    /// Upper bound of any `small` slot: below 2^32 it cannot have wrapped.
+    /// Upper bound of what one-byte values added to any `small` slot
+    /// since the last flush (see [`Sums`]).
     small_bound: u64,
     /// Upper bound on the values added to any `large` slot since the last
     /// clamp (a value takes at least one byte of a file): below 2^32
@@ -157,14 +158,18 @@ impl Tally {
     ) -> Result<(), Corruption> {
         // A file holds at most one value per byte for any slot.
         let most = file.byte_len() as u64;
-        if self.small_bound.saturating_add(127 * most) >= 1 << 32 {
-            self.flush_small();
-        }
-        self.small_bound += 127 * most;
         if self.large_pending.saturating_add(most) >= 1 << 32 {
             self.clamp();
         }
         self.large_pending += most;
+        if 127 * most > u64::from(SMALL_LIMIT) {
+            // Over 16 MB (no run writes that): value by value into `large`.
+            return self.add_file_slowly(layout, file);
+        }
+        if self.small_bound + 127 * most > u64::from(SMALL_LIMIT) {
+            self.flush_small();
+        }
+        self.small_bound += 127 * most;
         // Counters beyond a function's units are ignored, missing ones
         // count as zero (Go would index out of range).
         file.merge_into(
@@ -176,6 +181,29 @@ impl Tally {
             self.set,
             &mut self.unknown,
         )
+    }
+
+    fn add_file_slowly(
+        &mut self,
+        layout: &Layout,
+        file: &mut CounterFile<'_>,
+    ) -> Result<(), Corruption> {
+        let mut values = Vec::new();
+        while let Some(h) = file.next_function(&mut values)? {
+            let Some((start, len)) = layout.function(h.package, h.function) else {
+                self.unknown.push((h.package, h.function));
+                continue;
+            };
+            let dst = self.large.get_mut(start..start + len).unwrap_or_default();
+            for (d, &v) in dst.iter_mut().zip(&values) {
+                if self.set {
+                    *d |= u64::from(v != 0);
+                } else {
+                    *d += u64::from(v);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Move `small` into `large`.
