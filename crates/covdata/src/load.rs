@@ -1,6 +1,6 @@
 //! The whole read path in one call: scan the folders, decode each group's
-//! meta-data file, merge its counter files (in parallel), and merge the
-//! groups into a [`Profile`].
+//! meta-data file, merge its counter files (in parallel, on all cores, the
+//! meta-data decoding alongside), and merge the groups into a [`Profile`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,7 +54,9 @@ pub struct Loaded {
 /// Where the time of a [`load`] went, stage by stage (what
 /// `cargo xtask bench report` prints). Per-file stages run on several
 /// threads: their times are summed over threads, `counters_wall` is the
-/// elapsed time of the whole counter stage.
+/// elapsed time of the whole counter stage. Meta-data decoding and laying
+/// out the profile usually run on the calling thread during that stage,
+/// before it joins the counter files.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timings {
     /// Walking the folders and pairing files into groups.

@@ -81,7 +81,7 @@ impl<'a> Reader<'a> {
 
     /// An unsigned LEB128 value. Like Go's reader, bits beyond the 64th are
     /// dropped rather than rejected, so over-long encodings read the same.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn uleb(&mut self, what: &'static str) -> Result<u64, Corruption> {
         // Most values (line and column numbers, counts) fit in one or two
         // bytes.
@@ -120,7 +120,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A ULEB128 value truncated to 32 bits, as Go's decoders do.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn uleb32(&mut self, what: &'static str) -> Result<u32, Corruption> {
         self.uleb(what).map(|v| v as u32)
     }
