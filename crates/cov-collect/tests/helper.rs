@@ -292,7 +292,7 @@ fn auto_takes_exec_for_busybox_and_a_helper_for_a_no_shell_image_then_reuses_it(
 }
 
 #[test]
-fn nonroot_image_under_a_restricted_security_context_through_a_helper() {
+fn nonroot_image_with_and_without_a_restricted_security_context_through_a_helper() {
     let files = tempfile::tempdir().expect("tmp");
     let cluster = start_with(
         &[
@@ -304,6 +304,11 @@ fn nonroot_image_under_a_restricted_security_context_through_a_helper() {
             (
                 on_image(files.path(), "greeter.yaml", STATIC),
                 Some("locked"),
+                vec![],
+            ),
+            (
+                on_image(files.path(), "greeter.yaml", NONROOT),
+                Some("plain"),
                 vec![],
             ),
         ],
@@ -354,6 +359,35 @@ fn nonroot_image_under_a_restricted_security_context_through_a_helper() {
         traffic(&cluster, &["/greet?name=Bob"]);
     }
 
+    // The nonroot image with no securityContext (the uid only in the image):
+    // the helper runs as its own image's root, with the runtime's default
+    // capabilities as the service has; CAP_KILL lets it signal uid 65532.
+    let (code, json, _) = run3(&cluster, "cov-signal", &["--run-id", RUN_ID, "-n", "plain"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(app_result(&json, "plain")["details"]["confirmed"], true);
+    let (code, json, _) = run3(
+        &cluster,
+        "cov-collect",
+        &[
+            "--run-id",
+            RUN_ID,
+            "-n",
+            "plain",
+            "--out",
+            out.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 0, "{json}");
+    assert!(message(&json, "plain").ends_with("(via helper container cov-helper)"));
+    collected_is_the_volume(&cluster, &out, "plain", None);
+    let pod = cluster
+        .run_pods()
+        .into_iter()
+        .find(|p| p.namespace == "plain")
+        .expect("pod");
+    assert_eq!(uid_of(pod.containers[0].pid.expect("service")), 65532);
+    assert_eq!(uid_of(pod.ephemeral_containers[0].pid.expect("helper")), 0);
+
     // A pod that is not runAsNonRoot: Pod Security refuses its helper, and the message says so.
     let (code, json, _) = run3(
         &cluster,
@@ -364,7 +398,8 @@ fn nonroot_image_under_a_restricted_security_context_through_a_helper() {
     let msg = message(&json, "locked");
     assert!(
         msg.contains("the cluster's admission refused the helper container")
-            && msg.contains("violates PodSecurity \"restricted:latest\": runAsNonRoot != true")
+            && msg.contains("violates PodSecurity \"restricted:latest\": ")
+            && msg.contains("runAsNonRoot != true")
             && msg.contains("Allow it in the policy"),
         "{msg}"
     );

@@ -824,6 +824,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
             uid: u.uid,
             gid: u.gid,
             groups: u.groups.clone(),
+            capabilities: container::capability_set(as_container.security_context.as_ref()),
         })
         .unwrap_or_default();
     let run = ContainerRun {

@@ -355,6 +355,7 @@ pub(crate) fn prepare(
                     uid: user.uid,
                     gid: user.gid,
                     groups: user.groups.clone(),
+                    capabilities: container::capability_set(c.security_context.as_ref()),
                 },
                 log_file: cdir.join("output.log"),
                 mounts,

@@ -19,10 +19,16 @@
 //!   shared PID namespace at `/proc/<pid>/root/<GOCOVERDIR>` instead, which the
 //!   kernel allows for a process of the same uid (ptrace "read" access);
 //! * copies `runAsUser`/`runAsGroup` (container level over pod level, as the
-//!   kubelet resolves them) and `runAsNonRoot` from the coverage container, drops
-//!   all capabilities, forbids privilege escalation and uses the runtime's
-//!   default seccomp profile: Pod Security `restricted` admits it, and with the
-//!   same uid the kernel lets it signal the service without `CAP_KILL`.
+//!   kubelet resolves them), `runAsNonRoot` and `capabilities` from the
+//!   coverage container, forbids privilege escalation and uses the runtime's
+//!   default seccomp profile. With the same uid the kernel lets it signal the
+//!   service without `CAP_KILL`; with the same capabilities it may read the
+//!   service's `/proc/<pid>/environ` and `/proc/<pid>/root`, which the kernel
+//!   refuses to a process whose capabilities lack some of the target's
+//!   (`security/commoncap.c` `cap_ptrace_access_check`), so a helper that
+//!   dropped ALL could not find a root service behind a shared process
+//!   namespace. A service under Pod Security `restricted` drops ALL itself, so
+//!   its helper does too and is admitted.
 //!
 //! It is added with a strategic-merge patch (merge key `name`), never a JSON
 //! merge patch, which would replace the list.
@@ -30,7 +36,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EphemeralContainer, Pod, SeccompProfile, SecurityContext, VolumeMount,
+    Container, EphemeralContainer, Pod, SeccompProfile, SecurityContext, VolumeMount,
 };
 use kube::api::{Api, Patch, PatchParams};
 
@@ -160,6 +166,12 @@ pub fn desired(
         .iter()
         .find(|c| c.name == container)?;
     let (user, group, non_root) = run_as(pod, c);
+    // The service's own capabilities, never more (see the module docs); a
+    // service that sets none has the runtime's defaults, and so does the helper.
+    let capabilities = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.capabilities.clone());
     let (mounts, access) = match mount_for(c, dir) {
         Some(m)
             if m.sub_path.as_deref().unwrap_or("").is_empty()
@@ -189,10 +201,7 @@ pub fn desired(
             run_as_group: group,
             run_as_non_root: non_root.filter(|n| *n),
             allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
+            capabilities,
             seccomp_profile: Some(SeccompProfile {
                 type_: "RuntimeDefault".into(),
                 localhost_profile: None,
@@ -474,7 +483,7 @@ mod tests {
             "spec": {
                 "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "runAsNonRoot": true},
                 "containers": [{"name": "app",
-                    "securityContext": {"runAsUser": 65532},
+                    "securityContext": {"runAsUser": 65532, "capabilities": {"drop": ["ALL"]}},
                     "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "cov", "mountPath": "/cov"}]}],
                 "volumes": [{"name": "cov", "emptyDir": {}}, {"name": "data", "emptyDir": {}}]
             }
@@ -506,6 +515,8 @@ mod tests {
         let (ec, access) = desired(&p, "app", "/cov", HELPER_NAME, "b").unwrap();
         assert_eq!(access, DirAccess::ProcRoot);
         assert!(ec.volume_mounts.is_none());
+        // The service keeps the runtime's default capabilities: so does its helper.
+        assert!(ec.security_context.unwrap().capabilities.is_none());
         assert_eq!(proc_root_dir("1", "/cov"), "/proc/1/root/cov");
     }
 

@@ -56,6 +56,117 @@ pub(crate) struct Identity {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<libc::gid_t>,
+    /// The capabilities its processes may have (bit `n` = capability `n`),
+    /// from [`capability_set`]: a root process has them all after `execve`,
+    /// any other uid none, as under runc.
+    pub capabilities: u64,
+}
+
+/// Capability names by number (`include/uapi/linux/capability.h`), as the
+/// pod spec writes them (without `CAP_`).
+const CAPABILITY_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// containerd's default capabilities for a container (`pkg/oci/spec.go`
+/// `populateDefaultUnixSpec`): what a container without `capabilities` gets.
+const DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+fn capability_bits<'a>(names: impl IntoIterator<Item = &'a str>) -> u64 {
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let n = n.strip_prefix("CAP_").unwrap_or(n);
+            CAPABILITY_NAMES
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(n))
+        })
+        .fold(0, |bits, i| bits | 1 << i)
+}
+
+/// The capabilities of a container as containerd's CRI plugin sets them
+/// (`internal/cri/opts/spec_linux_opts.go` `WithCapabilities`): the default
+/// set, or all when privileged; `add: [ALL]` gives all and `drop: [ALL]`
+/// none, then the named ones are added, then the named ones dropped.
+pub(crate) fn capability_set(sc: Option<&k8s_openapi::api::core::v1::SecurityContext>) -> u64 {
+    let all = (1u64 << CAPABILITY_NAMES.len()) - 1;
+    if sc.and_then(|s| s.privileged) == Some(true) {
+        return all;
+    }
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    let add: Vec<&str> = caps
+        .and_then(|c| c.add.as_ref())
+        .map(|a| a.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let drop: Vec<&str> = caps
+        .and_then(|c| c.drop.as_ref())
+        .map(|d| d.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let is_all = |n: &&str| n.eq_ignore_ascii_case("ALL");
+    let mut set = capability_bits(DEFAULT_CAPABILITIES);
+    if add.iter().any(is_all) {
+        set = all;
+    }
+    if drop.iter().any(is_all) {
+        set = 0;
+    }
+    (set | capability_bits(add.iter().copied().filter(|n| !is_all(n))))
+        & !capability_bits(drop.iter().copied().filter(|n| !is_all(n)))
 }
 
 /// The `PATH` a container gets unless its spec sets one.

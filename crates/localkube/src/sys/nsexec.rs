@@ -163,6 +163,11 @@ unsafe fn relay_child(p: &Prepared) -> ! {
             libc::dup2(p.out_w.as_raw_fd(), 1);
             libc::dup2(p.err_w.as_raw_fd(), 2);
             child_cloexec_from_3();
+            // runc exec gives the process the container's capabilities.
+            if !super::rootfs::limit_capabilities(p.user.capabilities) {
+                child_write(p.exec_failed_w.as_raw_fd(), &errno().to_ne_bytes());
+                libc::_exit(126);
+            }
             if p.root_mode {
                 let u = &p.user;
                 if !super::rootfs::set_identity(u.uid, u.gid, &u.groups) {

@@ -50,6 +50,8 @@ pub(crate) enum Op {
         path: CString,
         data: Vec<u8>,
     },
+    /// Keep only these capabilities (see [`limit_capabilities`]).
+    Capabilities(u64),
     /// setgroups, setgid, setuid (as root only; in a user namespace the maps do it).
     Identity {
         uid: u32,
@@ -290,6 +292,10 @@ pub(crate) fn plan(spec: &ContainerSpec, mode: Mode) -> Result<Plan, String> {
     let wd = spec.working_dir.as_deref().unwrap_or("/");
     r.ensure(&mut plan, wd, true)?;
     plan.push(Op::PivotInto(c(root)?), "pivot_root".into());
+    plan.push(
+        Op::Capabilities(spec.user.capabilities),
+        format!("limit capabilities to {:#x}", spec.user.capabilities),
+    );
     if mode == Mode::Root {
         plan.push(
             identity_op(&spec.user),
@@ -308,6 +314,71 @@ pub(crate) fn identity_op(id: &Identity) -> Op {
         uid: id.uid,
         gid: id.gid,
         groups: id.groups.clone(),
+    }
+}
+
+/// `struct __user_cap_header_struct` (`linux/capability.h`).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`; version 3 takes two (64 capabilities).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Keep only the capabilities in `keep`, as runc applies a container's
+/// (`libcontainer/capabilities`): the rest leave the bounding set, and the
+/// ambient and inheritable sets are emptied. Called while still privileged,
+/// before the switch of user; `execve` then gives a root process exactly the
+/// bounding set and any other uid nothing. Raw system calls only (child side).
+pub(crate) fn limit_capabilities(keep: u64) -> bool {
+    // SAFETY: prctl/capget/capset on our own process with local buffers.
+    unsafe {
+        for cap in 0..64u64 {
+            if keep & (1 << cap) == 0
+                && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+                && errno() != libc::EINVAL
+            {
+                return false;
+            }
+        }
+        // Older kernels have no ambient set (EINVAL): nothing to clear.
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+            && errno() != libc::EINVAL
+        {
+            return false;
+        }
+        let mut header = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let mut data = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
+            return false;
+        }
+        for d in &mut data {
+            d.inheritable = 0;
+        }
+        libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) == 0
     }
 }
 
@@ -412,6 +483,7 @@ pub(crate) unsafe fn run_op(op: &Op) -> bool {
                 libc::close(fd);
                 n == data.len() as isize
             }
+            Op::Capabilities(keep) => limit_capabilities(*keep),
             Op::Identity { uid, gid, groups } => set_identity(*uid, *gid, groups),
             Op::Chdir(d) => libc::chdir(d.as_ptr()) == 0,
         }
