@@ -661,6 +661,44 @@ impl LocalKube {
             .collect()
     }
 
+    /// Whether every `containerPort` the pod declares accepts a TCP connection
+    /// at the pod's IP, checked from inside the pod's network: what a
+    /// kubelet `tcpSocket` probe checks (localkube runs no probes itself, so
+    /// callers wait with this where a cluster would wait for readiness). A pod
+    /// without declared ports, or not running, is not listening. Blocks; call
+    /// it outside async code.
+    pub fn listening(&self, namespace: &str, pod: &str) -> Result<bool, Error> {
+        let (network, ip, ports) = {
+            let inner = self.cluster.lock();
+            let p = inner.pod(namespace, pod).ok_or_else(|| Error::NotFound {
+                namespace: namespace.into(),
+                pod: pod.into(),
+                container: None,
+            })?;
+            let ports: Vec<u16> = p
+                .spec
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .filter(|port| port.protocol.as_deref().unwrap_or("TCP") == "TCP")
+                .filter_map(|port| u16::try_from(port.container_port).ok())
+                .collect();
+            (p.network.clone(), p.ip, ports)
+        };
+        let Some(network) = network.filter(|_| !ports.is_empty()) else {
+            return Ok(false);
+        };
+        Ok(self.cluster.runtime.block_on(async {
+            for port in ports {
+                let addr = std::net::SocketAddr::from((ip, port));
+                if network.connect_to(addr).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        }))
+    }
+
     /// Every Service, as (namespace, name). No cluster IP routes traffic
     /// through them; clients reach them with `kubectl port-forward svc/NAME`.
     pub fn services(&self) -> Vec<(String, String)> {

@@ -7,8 +7,8 @@
 //! binary at `/ko-app/greeter` on a busybox base, as ko would on the
 //! profile's `gcr.io/distroless/base-debian12:debug`), renders the coverage overlay with
 //! `kubectl kustomize`, deploys the rendered manifests to localkube under a
-//! fresh `skaffold.dev/run-id` (localkube routes no traffic through the
-//! Service, so the integration test gets the pods' addresses), then runs the
+//! fresh `skaffold.dev/run-id` (the integration test reaches the Service
+//! through `kubectl port-forward service/greeter`, as a user would), then runs the
 //! profile's `after` deploy hooks from `skaffold.yaml` (integration test,
 //! cov-signal, cov-collect, cov-report) with the environment Skaffold gives
 //! host hooks.

@@ -201,6 +201,14 @@ impl PodNetwork {
         }
     }
 
+    /// Connect to `addr` from inside the pod's network.
+    pub(crate) async fn connect_to(&self, addr: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+        let fd = self.socket(addr.is_ipv6())?;
+        // SAFETY: a fresh non-blocking TCP socket we now own.
+        let socket = unsafe { tokio::net::TcpSocket::from_raw_fd(fd.into_raw_fd()) };
+        socket.connect(addr).await
+    }
+
     /// Where the pod's network namespace is, for messages (containerd names
     /// the namespace's path the same way).
     pub(crate) fn path(&self) -> String {
@@ -217,13 +225,7 @@ impl PodNetwork {
             (false, SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
             (true, SocketAddr::from((Ipv6Addr::LOCALHOST, port))),
         ] {
-            let attempt = async {
-                let fd = self.socket(v6)?;
-                // SAFETY: a fresh non-blocking TCP socket we now own.
-                let socket = unsafe { tokio::net::TcpSocket::from_raw_fd(fd.into_raw_fd()) };
-                socket.connect(addr).await
-            };
-            match attempt.await {
+            match self.connect_to(addr).await {
                 Ok(stream) => return Ok(stream),
                 Err(e) => errors.push((if v6 { "tcp6" } else { "tcp4" }, addr, e)),
             }

@@ -2,7 +2,6 @@
 //! manifests, with the coverage-built service's OCI image layout as its image.
 
 use anyhow::{Context, Result, bail};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,8 @@ const HELPER_IMAGE: &str = "docker.io/library/busybox";
 pub struct Pod {
     pub namespace: String,
     pub name: String,
-    pub address: SocketAddr,
+    /// `status.podIP` (inside the pod's own network).
+    pub ip: std::net::Ipv4Addr,
 }
 
 pub struct Cluster {
@@ -29,7 +29,9 @@ impl Cluster {
     /// Starts localkube in `dir` with `manifest`, running the image layout
     /// `image_dir` for `image` and the busybox layout `helper_dir` for the
     /// tools' helper image, every pod labelled `skaffold.dev/run-id=<run_id>`, and waits
-    /// until every pod accepts connections.
+    /// until every pod accepts connections on its declared ports (Skaffold waits
+    /// for readiness, which the example's readinessProbe ties to listening;
+    /// localkube runs no probes).
     pub fn start(
         dir: &Path,
         manifest: &Path,
@@ -49,28 +51,21 @@ impl Cluster {
             // The tools' default --helper-image, for images without kill/ls/tar.
             .image(HELPER_IMAGE, helper_dir)
             .label("skaffold.dev/run-id", run_id)
-            .publish_ports(true)
             .start()
             .context("starting localkube")?;
         let infos = kube.pods();
         let mut pods = Vec::new();
         let mut pids = Vec::new();
         for info in &infos {
-            let address = info.address.with_context(|| {
-                format!(
-                    "pod {}/{} has no reachable address: does its container declare a containerPort?",
-                    info.namespace, info.name
-                )
-            })?;
             pids.extend(info.containers.iter().filter_map(|c| c.pid));
             pods.push(Pod {
                 namespace: info.namespace.clone(),
                 name: info.name.clone(),
-                address,
+                ip: info.ip,
             });
         }
         for pod in &pods {
-            wait_listening(pod, &infos)?;
+            wait_listening(&kube, pod, &infos)?;
         }
         Ok(Cluster { kube, pods, pids })
     }
@@ -109,28 +104,22 @@ impl Cluster {
         };
         let mut pods = Vec::new();
         for info in &infos {
-            let address = info.address.with_context(|| {
-                format!(
-                    "pod {}/{} has no reachable address",
-                    info.namespace, info.name
-                )
-            })?;
             self.pids
                 .extend(info.containers.iter().filter_map(|c| c.pid));
             pods.push(Pod {
                 namespace: info.namespace.clone(),
                 name: info.name.clone(),
-                address,
+                ip: info.ip,
             });
         }
         for pod in &pods {
-            wait_listening(pod, &infos)?;
+            wait_listening(&self.kube, pod, &infos)?;
         }
         self.pods = pods;
         Ok(())
     }
 
-    /// (namespace, name) of each Service deployed (API objects only).
+    /// (namespace, name) of each Service deployed.
     pub fn services(&self) -> Vec<(String, String)> {
         self.kube.services()
     }
@@ -181,9 +170,16 @@ impl Cluster {
     }
 }
 
-fn wait_listening(pod: &Pod, infos: &[localkube::PodInfo]) -> Result<()> {
+fn wait_listening(
+    kube: &localkube::LocalKube,
+    pod: &Pod,
+    infos: &[localkube::PodInfo],
+) -> Result<()> {
     let deadline = Instant::now() + READY_WITHIN;
-    while TcpStream::connect_timeout(&pod.address, Duration::from_millis(200)).is_err() {
+    while !kube
+        .listening(&pod.namespace, &pod.name)
+        .with_context(|| format!("probing pod {}/{}", pod.namespace, pod.name))?
+    {
         if Instant::now() > deadline {
             let logs = infos
                 .iter()
@@ -197,10 +193,10 @@ fn wait_listening(pod: &Pod, infos: &[localkube::PodInfo]) -> Result<()> {
                 })
                 .unwrap_or_default();
             bail!(
-                "pod {}/{} does not accept connections on {} after {}s; its log: {logs}",
+                "pod {}/{} does not accept connections on its declared containerPorts at {} after {}s; its log: {logs}",
                 pod.namespace,
                 pod.name,
-                pod.address,
+                pod.ip,
                 READY_WITHIN.as_secs()
             );
         }

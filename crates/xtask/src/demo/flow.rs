@@ -141,7 +141,7 @@ pub fn run(opts: Options) -> Result<()> {
     let pods: Vec<String> = cluster
         .pods()
         .iter()
-        .map(|p| format!("{}/{} at {}", p.namespace, p.name, p.address))
+        .map(|p| format!("{}/{} (podIP {})", p.namespace, p.name, p.ip))
         .collect();
     println!("         pods: {}", pods.join(", "));
     let services: Vec<String> = cluster
@@ -151,7 +151,7 @@ pub fn run(opts: Options) -> Result<()> {
         .collect();
     if !services.is_empty() {
         println!(
-            "         services: {} (objects only: the test reaches the pods directly)",
+            "         services: {} (the integration test reaches them with kubectl port-forward)",
             services.join(", ")
         );
     }
@@ -292,8 +292,8 @@ fn render_overlay(overlay: &Path, out: &Path) -> Result<()> {
 /// The environment Skaffold gives deploy host hooks, plus what makes the
 /// hooks find this workspace's tools and the pods without a real cluster:
 /// PATH (tools, Go, kubectl), KUBECONFIG (localkube's), the Go settings of
-/// `.tools`, and GREETER_ADDRS (the integration test's direct targets:
-/// localkube routes no traffic through the Service).
+/// `.tools`. The integration test finds the service itself, with
+/// `kubectl port-forward service/greeter`, as it does against a cluster.
 pub(super) fn hook_env(
     cluster: &cluster::Cluster,
     run_id: &str,
@@ -313,11 +313,6 @@ pub(super) fn hook_env(
         .collect();
     namespaces.sort_unstable();
     namespaces.dedup();
-    let addrs: Vec<String> = cluster
-        .pods()
-        .iter()
-        .map(|p| p.address.to_string())
-        .collect();
 
     let mut env = vec![
         ("PATH".to_owned(), path.to_string_lossy().into_owned()),
@@ -335,7 +330,6 @@ pub(super) fn hook_env(
             "SKAFFOLD_WORK_DIR".to_owned(),
             project.display().to_string(),
         ),
-        ("GREETER_ADDRS".to_owned(), addrs.join(",")),
     ];
     // The same Go environment the tests use: private cache, no network.
     let go = toolchain::go_command()?;

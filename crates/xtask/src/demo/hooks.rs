@@ -158,6 +158,9 @@ pub fn run(hook: &HostHook, dir: &Path, env: &[(String, String)]) -> Result<()> 
     let status = Command::new(program)
         .args(args)
         .current_dir(dir)
+        // The integration test's shortcut past the Service: the demo always
+        // takes the user's path (kubectl port-forward) instead.
+        .env_remove("GREETER_ADDRS")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .status()
         .with_context(|| format!("starting hook `{}` (is {program} on PATH?)", hook.display()))?;
