@@ -551,3 +551,87 @@ fn port_forward_works_unprivileged() {
     }
     drop(up);
 }
+
+const PORTFORWARD_RBAC: &str = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: read-pods, namespace: default}
+rules:
+  - {apiGroups: [""], resources: [pods], verbs: [get, list]}
+  - {apiGroups: [""], resources: [pods/portforward], verbs: [get]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: forward, namespace: default}
+rules:
+  - {apiGroups: [""], resources: [pods], verbs: [get, list]}
+  - {apiGroups: [""], resources: [pods/portforward], verbs: [get, create]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: alice-reads, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-pods}
+subjects: [{kind: User, name: alice}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bob-forwards, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: forward}
+subjects: [{kind: User, name: bob}]
+"#;
+
+/// `pods/portforward` needs `create`, for kubectl's WebSocket (GET) upgrade
+/// too since 1.35 (`AuthorizePodWebsocketUpgradeCreatePermission`); `get`
+/// alone is refused on both of kubectl's ways in.
+#[test]
+fn port_forward_needs_create_on_pods_portforward() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rbac = manifest(tmp.path(), "rbac.yaml", PORTFORWARD_RBAC);
+    let kube = LocalKube::builder(tmp.path().join("kube"))
+        .image("example/goapp", go_image())
+        .manifest(manifest(tmp.path(), "web.yaml", &go_pod("web")))
+        .rbac(&rbac)
+        .start()
+        .unwrap();
+    let cache = tmp.path().join("cache");
+    wait_listening(&kube, &cache, "web");
+    kube.add_token("alice-token", localkube::UserInfo::new("alice", &[]));
+    kube.add_token("bob-token", localkube::UserInfo::new("bob", &[]));
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(&ca, kube.ca_pem()).unwrap();
+    let config = |user: &str| {
+        let cfg = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": kube.server_url(), "certificate-authority": ca}}],
+            "users": [{"name": "u", "user": {"token": format!("{user}-token")}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "default"}}],
+        });
+        let path = tmp.path().join(format!("{user}.kubeconfig"));
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        path
+    };
+    let alice = config("alice");
+    for websockets in ["true", "false"] {
+        let out = Command::new(toolchain::require_kubectl())
+            .arg("--kubeconfig")
+            .arg(&alice)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["port-forward", "pod/web", ":8080"])
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(
+                "pods \"web\" is forbidden: User \"alice\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"default\""
+            ),
+            "{err}"
+        );
+    }
+    for websockets in [true, false] {
+        let fwd = Forward::start_with(&config("bob"), &cache, "pod/web", ":8080", websockets);
+        assert_hello(&http_get(fwd.port, "/").unwrap(), "web");
+    }
+}
