@@ -635,3 +635,85 @@ fn port_forward_needs_create_on_pods_portforward() {
         assert_hello(&http_get(fwd.port, "/").unwrap(), "web");
     }
 }
+
+/// A raw WebSocket to the pod's portforward endpoint offering `protocol`.
+async fn raw_ws(
+    kube: &LocalKube,
+    query: &str,
+    protocol: &'static str,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(kube.ca_pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let url = kube.server_url();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    let uri =
+        format!("wss://127.0.0.1:{port}/api/v1/namespaces/default/pods/web/portforward?{query}");
+    let mut request = uri.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
+    headers.insert(
+        "Authorization",
+        HeaderValue::from_str(&format!("Bearer {}", kube.token())).unwrap(),
+    );
+    let (ws, response) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+    assert_eq!(response.headers()["Sec-WebSocket-Protocol"], protocol);
+    ws
+}
+
+/// Hostile bytes in the SPDY tunnel end that session with GOAWAY (protocol
+/// error), as spdystream does; nothing hangs and the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_spdy_ends_the_session_with_goaway() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let tmp = tempfile::tempdir().unwrap();
+    let kube = tokio::task::block_in_place(|| start(tmp.path()));
+    for garbage in [
+        // A SPDY/2 PING.
+        vec![0x80, 2, 0, 6, 0, 0, 0, 4, 0, 0, 0, 1],
+        // A SYN_STREAM whose header block is not zlib.
+        vec![
+            0x80, 3, 0, 1, 0, 0, 0, 14, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4,
+        ],
+        // A frame announcing 16 MiB.
+        vec![0, 0, 0, 1, 0, 0xff, 0xff, 0xff],
+    ] {
+        let mut ws = raw_ws(&kube, "", "SPDY/3.1+portforward.k8s.io").await;
+        ws.send(Message::Binary(garbage.into())).await.unwrap();
+        let mut got = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Binary(b) = msg {
+                    got.extend_from_slice(&b);
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the session did not end");
+        // GOAWAY, last good stream 0, status 1 (PROTOCOL_ERROR).
+        assert_eq!(got, [0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+    }
+    // localkube still serves.
+    let pods: Api<Pod> = Api::namespaced(client(&kube).await, "default");
+    assert_hello(&kube_rs_get(&pods, "web", 8080).await.unwrap(), "web");
+}

@@ -51,6 +51,7 @@ pub mod rst {
     pub const INVALID_STREAM: u32 = 2;
     pub const REFUSED_STREAM: u32 = 3;
     pub const CANCEL: u32 = 5;
+    pub const FLOW_CONTROL_ERROR: u32 = 7;
     pub const INTERNAL_ERROR: u32 = 6;
     pub const STREAM_IN_USE: u32 = 8;
 }

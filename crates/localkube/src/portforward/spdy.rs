@@ -217,9 +217,27 @@ impl Session {
                 };
                 if !data.is_empty()
                     && let Some(tx) = &pair.to_pod
-                    && tx.send(data).await.is_err()
                 {
-                    pair.to_pod = None;
+                    if pair.started {
+                        // Wait for the pod to take it, as spdystream's frame
+                        // loop waits for the stream's reader.
+                        if tx.send(data).await.is_err() {
+                            pair.to_pod = None;
+                        }
+                    } else if tx.try_send(data).is_err() {
+                        // Data before its error stream came, more than is
+                        // buffered: refuse the stream rather than wait for a
+                        // forward that may never start.
+                        pair.to_pod = None;
+                        pair.data = None;
+                        self.streams.remove(&stream_id);
+                        self.send(Frame::RstStream {
+                            stream_id,
+                            status: rst::FLOW_CONTROL_ERROR,
+                        })
+                        .await;
+                        return true;
+                    }
                 }
                 if fin {
                     pair.to_pod = None;
