@@ -310,7 +310,7 @@ fn create_pod(c: &Arc<Cluster>, ctx: &Context, draft: &PodDraft) -> Result<(), c
             return Ok(());
         }
         let ip = crate::state::free_pod_ip(&inner)?;
-        let pod = crate::pods::prepare(draft, &ctx.dir, &ctx.images, ctx.api_port, ip, publish)?;
+        let pod = crate::pods::prepare(draft, &ctx.dir, &ctx.images, ip, publish)?;
         inner.pods.push(pod);
         inner.bump();
     }

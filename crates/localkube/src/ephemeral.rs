@@ -794,30 +794,11 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
     );
     let cdir = pod.dir.join("containers").join(name);
     let _ = std::fs::create_dir_all(&cdir);
-    let api_port = pod
-        .containers
-        .first()
-        .and_then(|c| {
-            c.spec
-                .env
-                .iter()
-                .find(|(k, _)| k == "KUBERNETES_SERVICE_PORT")
-        })
-        .map(|(_, v)| v.parse().unwrap_or(443))
-        .unwrap_or(443);
     let home = user
         .as_ref()
         .map(|u| u.home.clone())
         .unwrap_or_else(|_| "/".into());
-    let env = crate::pods::container_env(
-        &draft,
-        &pod.uid,
-        &as_container,
-        &img.env,
-        &home,
-        pod.ip,
-        api_port,
-    );
+    let env = crate::pods::container_env(&draft, &pod.uid, &as_container, &img.env, &home, pod.ip);
     let identity = user
         .as_ref()
         .map(|u| container::Identity {

@@ -81,6 +81,7 @@ mod error;
 mod exec;
 mod fault;
 mod image;
+mod in_cluster;
 mod lifecycle;
 mod manifest;
 mod patch;
@@ -489,6 +490,7 @@ impl LocalKube {
             mode,
             spawner,
             token: identity.token.clone(),
+            ca_pem: identity.ca_pem.clone(),
             auth,
             stall: Mutex::new(None),
             requests: Default::default(),
@@ -544,7 +546,7 @@ impl LocalKube {
             let publish = b.publish_ports.then_some(&mut published);
             let mut inner = kube.cluster.lock();
             let ip = state::free_pod_ip(&inner)?;
-            let pod = pods::prepare(d, &dir, &images, addr.port(), ip, publish)?;
+            let pod = pods::prepare(d, &dir, &images, ip, publish)?;
             inner.pods.push(pod);
             inner.bump();
         }

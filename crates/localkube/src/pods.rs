@@ -53,7 +53,6 @@ pub(crate) fn container_env(
     image_env: &[String],
     home: &str,
     ip: Ipv4Addr,
-    api_port: u16,
 ) -> Vec<(String, String)> {
     let mut env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
     for e in image_env {
@@ -61,11 +60,7 @@ pub(crate) fn container_env(
         env.push((k.to_string(), v.to_string()));
     }
     env.push(("HOSTNAME".to_string(), pod.name.clone()));
-    env.push((
-        "KUBERNETES_SERVICE_HOST".to_string(),
-        "127.0.0.1".to_string(),
-    ));
-    env.push(("KUBERNETES_SERVICE_PORT".to_string(), api_port.to_string()));
+    env.extend(crate::in_cluster::service_env());
     for e in c.env.iter().flatten() {
         let value = match &e.value_from {
             Some(from) => match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
@@ -216,7 +211,6 @@ pub(crate) fn prepare(
     draft: &PodDraft,
     dir: &Path,
     images: &BTreeMap<String, Image>,
-    api_port: u16,
     ip: Ipv4Addr,
     published: Option<&mut Vec<Published>>,
 ) -> Result<PodState, Error> {
@@ -301,6 +295,13 @@ pub(crate) fn prepare(
             });
         }
         let mut mounts = etc.clone();
+        if crate::in_cluster::mounted_account(&draft.spec).is_some() {
+            mounts.push(MountSpec {
+                source: crate::in_cluster::volume_dir(&pod_dir),
+                target: crate::in_cluster::MOUNT_PATH.into(),
+                read_only: true,
+            });
+        }
         for m in c.volume_mounts.iter().flatten() {
             let mut source = volumes[&m.name].clone();
             if let Some(sub) = m.sub_path.as_ref().filter(|s| !s.is_empty()) {
@@ -341,7 +342,7 @@ pub(crate) fn prepare(
             refused.get_or_insert(("CreateContainerError", m));
             Vec::new()
         });
-        let env = container_env(draft, &uid, c, &image.env, &user.home, ip, api_port);
+        let env = container_env(draft, &uid, c, &image.env, &user.home, ip);
         containers.push(ContainerRun {
             name: c.name.clone(),
             image: image_name,
@@ -419,21 +420,38 @@ pub(crate) fn start_network(
     namespace: &str,
     pod: &str,
 ) -> Result<(), Error> {
-    let ip = match cluster.lock().pod(namespace, pod) {
-        Some(p) => p.ip,
-        None => return Ok(()),
-    };
-    let network = PodNetwork::create(&cluster.spawner, cluster.mode, ip).map_err(|message| {
-        Error::Container {
-            namespace: namespace.into(),
-            pod: pod.into(),
-            container: "(network)".into(),
-            message,
+    let (ip, dir, account, api_port) = {
+        let inner = cluster.lock();
+        match inner.pod(namespace, pod) {
+            Some(p) => (
+                p.ip,
+                p.dir.clone(),
+                crate::in_cluster::mounted_account(&p.spec),
+                inner.apps.context.as_ref().map(|c| c.api_port),
+            ),
+            None => return Ok(()),
         }
-    })?;
-    let mut inner = cluster.lock();
-    if let Some(p) = inner.pod_mut(namespace, pod) {
-        p.network = Some(Arc::new(network));
+    };
+    let failed = |message: String| Error::Container {
+        namespace: namespace.into(),
+        pod: pod.into(),
+        container: "(network)".into(),
+        message,
+    };
+    let network = Arc::new(PodNetwork::create(&cluster.spawner, cluster.mode, ip).map_err(failed)?);
+    if let Some(account) = account {
+        crate::in_cluster::write_volume(cluster, &dir, namespace, &account)
+            .map_err(|e| failed(format!("writing the service-account volume: {e}")))?;
+    }
+    {
+        let mut inner = cluster.lock();
+        if let Some(p) = inner.pod_mut(namespace, pod) {
+            p.network = Some(Arc::clone(&network));
+        }
+    }
+    if let Some(port) = api_port {
+        crate::in_cluster::serve_service(cluster, &network, namespace, pod, port)
+            .map_err(|e| failed(format!("serving the kubernetes Service address: {e}")))?;
     }
     Ok(())
 }

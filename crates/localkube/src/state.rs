@@ -207,6 +207,8 @@ pub(crate) struct Cluster {
     pub mode: Mode,
     pub spawner: Spawner,
     pub token: String,
+    /// The cluster CA (for pods' service-account volumes).
+    pub ca_pem: String,
     /// Tokens and client certificates accepted, and whose they are.
     pub auth: crate::auth::Authenticator,
     /// Set by [`crate::LocalKube::set_stall`].

@@ -105,11 +105,24 @@ pub(crate) fn generate() -> Result<Identity, Error> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let server_key = KeyPair::generate().map_err(tls_err("server key"))?;
-    let mut params = CertificateParams::new(vec!["localhost".to_string()])
-        .map_err(tls_err("server certificate"))?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    // The names kube-apiserver's serving certificate carries (its
+    // `--service-cluster-ip-range` first address and the `kubernetes`
+    // Service's DNS names, `pkg/controlplane/services.go` and
+    // `cmd/kube-apiserver/app/options`), so clients in pods verify it.
+    let mut params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "kubernetes".to_string(),
+        "kubernetes.default".to_string(),
+        "kubernetes.default.svc".to_string(),
+        "kubernetes.default.svc.cluster.local".to_string(),
+    ])
+    .map_err(tls_err("server certificate"))?;
+    for ip in [
+        std::net::Ipv4Addr::LOCALHOST,
+        crate::sys::netns::KUBERNETES_SERVICE_IP,
+    ] {
+        params.subject_alt_names.push(SanType::IpAddress(ip.into()));
+    }
     params
         .distinguished_name
         .push(DnType::CommonName, "localkube-apiserver");
@@ -122,13 +135,7 @@ pub(crate) fn generate() -> Result<Identity, Error> {
         .signed_by(&server_key, &issuer)
         .map_err(tls_err("server certificate"))?;
 
-    let mut rng = rand::rng();
-    let token: String = (0..40)
-        .map(|_| {
-            const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-            CHARS[rng.random_range(0..CHARS.len())] as char
-        })
-        .collect();
+    let token = random_token();
     Ok(Identity {
         ca_pem: ca_cert.pem(),
         ca_der: CertificateDer::from(ca_cert.der().to_vec()),
@@ -140,6 +147,17 @@ pub(crate) fn generate() -> Result<Identity, Error> {
         key_der: server_key.serialize_der(),
         token,
     })
+}
+
+/// A fresh random bearer token.
+pub(crate) fn random_token() -> String {
+    let mut rng = rand::rng();
+    (0..40)
+        .map(|_| {
+            const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+            CHARS[rng.random_range(0..CHARS.len())] as char
+        })
+        .collect()
 }
 
 /// Write `ca.crt` and `kubeconfig` into `dir`; returns the kubeconfig's path.

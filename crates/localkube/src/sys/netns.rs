@@ -77,7 +77,16 @@ const STEPS: &[&str] = &[
     "bring lo up",
     "add the pod address to lo",
     "set the pod address's netmask",
+    "add the kubernetes Service address to lo",
+    "set the kubernetes Service address's netmask",
 ];
+
+/// The `kubernetes` Service's ClusterIP (the first address of kube-apiserver's
+/// default `--service-cluster-ip-range` 10.96.0.0/12): the API server as pods
+/// reach it. Each pod's network has it on `lo`, where localkube listens for
+/// the pod and forwards to its API server, as kube-proxy's rules forward a
+/// ClusterIP to the API server's endpoints.
+pub(crate) const KUBERNETES_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 
 fn ifname(name: &[u8]) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -215,6 +224,30 @@ impl PodNetwork {
         format!("/proc/{}/ns/net", self.holder.pid)
     }
 
+    /// A listener on `addr` inside the pod's network (the socket is made
+    /// there; binding and listening work on it from outside).
+    pub(crate) fn listen(&self, addr: std::net::SocketAddrV4) -> io::Result<std::net::TcpListener> {
+        let fd = self.socket(false)?;
+        let sa = sockaddr(*addr.ip());
+        let sa = libc::sockaddr_in {
+            sin_port: addr.port().to_be(),
+            ..sa
+        };
+        // SAFETY: plain syscalls on a socket we own, with a valid address.
+        unsafe {
+            if libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ) != 0
+                || libc::listen(fd.as_raw_fd(), 128) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(std::net::TcpListener::from(fd))
+    }
+
     /// Connect to `localhost:port` inside the pod's network: IPv4 first, then
     /// IPv6, serially, as containerd's `dialLocalhost` does. When both fail the
     /// error reads as containerd's: `IPv4: dial tcp4 127.0.0.1:P: connect:
@@ -333,6 +366,18 @@ unsafe fn holder_child(p: &HolderPrep) -> ! {
         addr.addr = sockaddr(Ipv4Addr::BROADCAST);
         if libc::ioctl(s, libc::SIOCSIFNETMASK, &addr) != 0 {
             child_fail(err_fd, 7, errno());
+        }
+        let mut service = IfReqAddr {
+            name: ifname(b"lo:1"),
+            addr: sockaddr(KUBERNETES_SERVICE_IP),
+            _pad: [0; 8],
+        };
+        if libc::ioctl(s, libc::SIOCSIFADDR, &service) != 0 {
+            child_fail(err_fd, 8, errno());
+        }
+        service.addr = sockaddr(Ipv4Addr::BROADCAST);
+        if libc::ioctl(s, libc::SIOCSIFNETMASK, &service) != 0 {
+            child_fail(err_fd, 9, errno());
         }
         libc::close(s);
         libc::prctl(
