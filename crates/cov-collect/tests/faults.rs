@@ -194,6 +194,8 @@ fn a_stalled_api_server_ends_both_tools_within_the_timeout() {
     let cluster = start(&[(manifest("greeter.yaml"), None, vec![])]);
     let out = cluster.dir.path().join("out");
     let server = cluster.kube.server_url();
+    // Built before the clock starts (the first use of cov-signal builds it).
+    tool("cov-signal");
     for stall in [localkube::Stall::Accept, localkube::Stall::Headers] {
         cluster.kube.set_stall(Some(stall));
         for tool in ["cov-signal", "cov-collect"] {
