@@ -664,14 +664,18 @@ pub(crate) async fn exec(
             return error(code, message, Some(json!({"name": name, "kind": "pods"})));
         }
         let phase = pod.phase();
-        if phase == "Pending" {
+        // The API server's checks (pkg/registry/core/pod/strategy.go): no node
+        // yet (an unscheduled pod), or a finished pod. A scheduled Pending pod
+        // (a container refused or not started) may be exec'd into.
+        if pod.faults.phase.as_deref() == Some("Pending") {
             return error(
                 400,
                 format!("pod {name} does not have a host assigned"),
                 None,
             );
         }
-        if phase != "Running" {
+        let faulted = pod.faults.phase.is_some() && phase != "Running";
+        if phase == "Succeeded" || phase == "Failed" || faulted {
             return error(
                 400,
                 format!(
@@ -685,10 +689,15 @@ pub(crate) async fn exec(
             Err(r) => return *r,
         };
         let Run::Running { process, .. } = &container.run else {
+            let why = match &container.run {
+                Run::Waiting { reason, .. } => format!("it is waiting: {reason}"),
+                Run::BackOff { .. } => "it is waiting: CrashLoopBackOff".to_string(),
+                _ => "it has terminated".to_string(),
+            };
             return error(
                 400,
                 format!(
-                    "container {} is not running in pod {name} (it has terminated)",
+                    "container {} is not running in pod {name} ({why})",
                     container.name
                 ),
                 None,
