@@ -831,7 +831,9 @@ fn container_info(c: &state::ContainerRun) -> ContainerInfo {
         restart_count: c.restart_count,
         exit_code: match &c.run {
             Run::Ended(e) => Some(e.exit_code),
-            Run::Running { .. } | Run::Waiting { .. } | Run::BackOff { .. } => None,
+            // Waiting to restart: the run that ended is the last one.
+            Run::BackOff { .. } => c.last.as_ref().map(|e| e.exit_code),
+            Run::Running { .. } | Run::Waiting { .. } => None,
         },
         pid: match &c.run {
             Run::Running { process, .. } => Some(process.pid),

@@ -89,6 +89,16 @@ fn restart_policy_backoff_crash_loop_and_previous_logs() {
         }),
         "crasher never reached its second back-off: {crasher:#}"
     );
+    let info = kube
+        .pods()
+        .into_iter()
+        .find(|p| p.name == "crasher")
+        .unwrap();
+    let c = &info.containers[0];
+    assert_eq!(
+        (c.running, c.exit_code, c.restart_count),
+        (false, Some(1), 2)
+    );
     let status = app_status(&crasher);
     let uid = crasher["metadata"]["uid"].as_str().unwrap();
     assert_eq!(
