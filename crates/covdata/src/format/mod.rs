@@ -23,37 +23,30 @@ use crate::model::{Function, Package, Unit};
 /// A package's blocks in Go's output order: by file, start line, end line,
 /// start column, end column, statements.
 pub(crate) fn sorted_units(pkg: &Package) -> Vec<(&Function, &Unit)> {
-    // Files compared once, as ranks: the sort then compares integers, and
-    // strings (names) only on ties.
+    // Files compared once, as ranks, and the order packed into three
+    // integers: the sort compares those, and names only on ties.
     let mut files: Vec<&str> = pkg.functions.iter().map(|f| f.file.as_str()).collect();
     files.sort_unstable();
     files.dedup();
-    let rank = |f: &Function| files.binary_search(&f.file.as_str()).unwrap_or(0) as u32;
-    let mut v: Vec<(u32, &Function, &Unit)> = pkg
+    let rank = |f: &Function| files.binary_search(&f.file.as_str()).unwrap_or(0) as u64;
+    let pair = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
+    let mut v: Vec<([u64; 3], &Function, &Unit)> = pkg
         .functions
         .iter()
         .flat_map(|f| {
             let r = rank(f);
-            f.units.iter().map(move |u| (r, f, u))
+            f.units.iter().map(move |u| {
+                let key = [
+                    (r << 32) | u64::from(u.start_line),
+                    pair(u.end_line, u.start_col),
+                    pair(u.end_col, u.statements),
+                ];
+                (key, f, u)
+            })
         })
         .collect();
-    v.sort_unstable_by(|(ra, fa, a), (rb, fb, b)| {
-        (
-            ra,
-            a.start_line,
-            a.end_line,
-            a.start_col,
-            a.end_col,
-            a.statements,
-        )
-            .cmp(&(
-                rb,
-                b.start_line,
-                b.end_line,
-                b.start_col,
-                b.end_col,
-                b.statements,
-            ))
+    v.sort_unstable_by(|(ka, fa, a), (kb, fb, b)| {
+        ka.cmp(kb)
             .then_with(|| fa.name.cmp(&fb.name))
             .then(fa.literal.cmp(&fb.literal))
             .then(a.count.cmp(&b.count))
