@@ -56,7 +56,11 @@ pub(crate) async fn api_versions(headers: HeaderMap) -> Response {
 }
 
 pub(crate) async fn api_groups() -> Response {
-    json_ok(&crate::deployments::api_group_list())
+    let mut list = crate::deployments::api_group_list();
+    if let Some(Value::Array(groups)) = list.get_mut("groups") {
+        groups.push(crate::endpointslices::api_group());
+    }
+    json_ok(&list)
 }
 
 pub(crate) async fn api_v1(State(c): State<Arc<Cluster>>) -> Response {

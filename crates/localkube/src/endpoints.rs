@@ -39,7 +39,7 @@ const DEPRECATION: &str =
     "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"";
 
 /// A resolved port: name, number, protocol.
-type PortKey = (String, i32, String);
+pub(crate) type PortKey = (String, i32, String);
 /// Ready and not-ready addresses.
 type Addresses = (Vec<EndpointAddress>, Vec<EndpointAddress>);
 
@@ -58,17 +58,20 @@ fn compute(inner: &Inner, namespace: Option<&str>) -> Vec<Endpoints> {
         .collect()
 }
 
-fn endpoints_of(inner: &Inner, svc: &Service, rv: u64) -> Option<Endpoints> {
+/// One pod behind a Service: its address, readiness and resolved ports.
+pub(crate) struct Member {
+    pub address: EndpointAddress,
+    pub ready: bool,
+    pub ports: Vec<PortKey>,
+}
+
+/// The pods a selector Service points at (`None` without a selector), as the
+/// endpoints and EndpointSlice controllers choose them.
+pub(crate) fn members(inner: &Inner, svc: &Service, rv: u64) -> Option<Vec<Member>> {
     let spec = svc.spec.as_ref()?;
     let selector = spec.selector.as_ref()?;
-    let ns = svc
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let publish_not_ready = spec.publish_not_ready_addresses.unwrap_or(false);
-    // Port list → (ready, not ready) addresses: RepackSubsets' grouping.
-    let mut groups: BTreeMap<Vec<PortKey>, Addresses> = BTreeMap::new();
+    let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
+    let mut out = Vec::new();
     for state in inner.pods.iter().filter(|p| p.namespace == ns) {
         if state.deletion.is_some() {
             continue;
@@ -115,11 +118,32 @@ fn endpoints_of(inner: &Inner, svc: &Service, rv: u64) -> Option<Endpoints> {
         if ports.is_empty() && !spec.ports.as_ref().is_none_or(Vec::is_empty) {
             continue;
         }
-        let group = groups.entry(ports).or_default();
-        if ready || publish_not_ready {
-            group.0.push(address);
+        out.push(Member {
+            address,
+            ready,
+            ports,
+        });
+    }
+    out.sort_by(|a, b| a.address.ip.cmp(&b.address.ip));
+    Some(out)
+}
+
+fn endpoints_of(inner: &Inner, svc: &Service, rv: u64) -> Option<Endpoints> {
+    let spec = svc.spec.as_ref()?;
+    let ns = svc
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let publish_not_ready = spec.publish_not_ready_addresses.unwrap_or(false);
+    // Port list → (ready, not ready) addresses: RepackSubsets' grouping.
+    let mut groups: BTreeMap<Vec<PortKey>, Addresses> = BTreeMap::new();
+    for m in members(inner, svc, rv)? {
+        let group = groups.entry(m.ports).or_default();
+        if m.ready || publish_not_ready {
+            group.0.push(m.address);
         } else {
-            group.1.push(address);
+            group.1.push(m.address);
         }
     }
     let subsets: Vec<EndpointSubset> = groups

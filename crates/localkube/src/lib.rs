@@ -34,9 +34,9 @@
 //!   host port: reported as that port's `hostPort`, in the annotation
 //!   [`PORTS_ANNOTATION`], and as [`PodInfo::address`].
 //! * **Services** in the manifests are served as objects (get, list), with
-//!   their v1 Endpoints computed from the selector over the pods (ready ones
-//!   in `addresses`), so `kubectl port-forward svc/NAME` reaches a pod; no
-//!   cluster IP routes traffic.
+//!   their v1 Endpoints and `discovery.k8s.io/v1` EndpointSlices computed
+//!   from the selector over the pods (ready ones in `addresses`), so `kubectl
+//!   port-forward svc/NAME` reaches a pod; no cluster IP routes traffic.
 //! * **Faults** on demand, per pod: see [`Fault`].
 //! * **Deletion**: `DELETE` on a pod sets `deletionTimestamp`, runs each
 //!   container's `preStop` hook (`exec` or `sleep`), sends SIGTERM, then SIGKILL
@@ -76,6 +76,7 @@ mod api;
 mod auth;
 mod deployments;
 mod endpoints;
+mod endpointslices;
 mod ephemeral;
 mod error;
 mod exec;

@@ -392,6 +392,32 @@ fn kubectl_forwards_to_a_service_through_its_selector_and_target_port() {
         "{stderr}"
     );
 
+    // EndpointSlices: both pods, with their readiness, under the Service's label.
+    let mut ips = [(ip("web"), "true"), (ip("half"), "false")];
+    ips.sort();
+    let want: String = ips
+        .iter()
+        .map(|(ip, ready)| format!("{ip}={ready} "))
+        .collect();
+    let slices = kubectl_ok(
+        &kube,
+        &cache,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=greet",
+            "-o",
+            "jsonpath={range .items[*].endpoints[*]}{.addresses[0]}={.conditions.ready} {end}",
+        ],
+    );
+    assert_eq!(slices, want);
+    let table = kubectl_ok(&kube, &cache, &["get", "endpointslices"]);
+    assert!(
+        table.contains(&format!("IPv4          8080    {},{}", ips[0].0, ips[1].0)),
+        "{table}"
+    );
+
     // kubectl resolves the Service (GET services/greet), picks a pod by its
     // selector (ready ones first) and maps port 80 to the named targetPort
     // "http" (8080).
