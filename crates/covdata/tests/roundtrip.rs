@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use covdata::decode_counters::Flavor;
-use covdata::encode::{self, EncodeOptions, Segment};
-use covdata::model::Granularity;
-use covdata::{LoadOptions, load};
+use covdata::encode::{self, CounterEntry, EncodeOptions, Segment};
+use covdata::model::{CounterMode, Granularity};
+use covdata::{LoadOptions, Warning, load};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -67,4 +67,97 @@ fn per_function_granularity_round_trips() {
     encode::write_dir(&profile, tmp.path()).expect("encode");
     let again = load(&[tmp.path().to_path_buf()], &LoadOptions::default()).expect("reload");
     assert_eq!(again.profile, profile);
+}
+
+/// Counter sums saturate at `u32::MAX` with a warning, as Go's `cmerge`
+/// does (the reader keeps wider sums and clamps at the end), for one-byte
+/// and longer values alike, and a file too big for the reader's fast path
+/// (over 16 MB) merges like any other.
+#[test]
+fn counter_sums_saturate_as_gos_and_huge_files_merge_alike() {
+    let mut profile = load(&[fixtures()], &LoadOptions::default())
+        .expect("load fixtures")
+        .profile;
+    profile.mode = CounterMode::Atomic;
+    let meta = encode::encode_meta(&profile);
+    let hex: String = meta.hash.iter().map(|b| format!("{b:02x}")).collect();
+    // Every function, every block set to `value` (meta numbering).
+    let all = |value: u32| -> Vec<CounterEntry> {
+        let mut v = Vec::new();
+        for (pi, pkg) in profile.packages.iter().enumerate() {
+            for (fi, f) in pkg.functions.iter().enumerate() {
+                v.push(CounterEntry {
+                    package: pi as u32,
+                    function: fi as u32,
+                    counters: vec![value; f.units.len()],
+                });
+            }
+        }
+        v
+    };
+    let run = |files: Vec<Vec<CounterEntry>>| {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        std::fs::write(tmp.path().join(format!("covmeta.{hex}")), &meta.bytes).expect("write meta");
+        for (i, entries) in files.into_iter().enumerate() {
+            let seg = Segment {
+                entries,
+                ..Segment::default()
+            };
+            let bytes = encode::encode_counters(meta.hash, Flavor::Uleb128, &[seg]);
+            std::fs::write(tmp.path().join(format!("covcounters.{hex}.{i}.1")), bytes)
+                .expect("write counters");
+        }
+        load(&[tmp.path().to_path_buf()], &LoadOptions::default()).expect("load")
+    };
+    let counts = |l: &covdata::Loaded| -> Vec<u32> {
+        l.profile
+            .packages
+            .iter()
+            .flat_map(|p| &p.functions)
+            .flat_map(|f| &f.units)
+            .map(|u| u.count)
+            .collect()
+    };
+    let overflowed = |l: &covdata::Loaded| {
+        l.warnings
+            .iter()
+            .any(|w| matches!(w, Warning::CounterOverflow { .. }))
+    };
+
+    // Go's rule: a running sum saturating at u32::MAX.
+    let go = |values: &[u32]| values.iter().fold(0u32, |a, &v| a.saturating_add(v));
+    for values in [
+        vec![100, 4_000_000_000],
+        vec![100, 3_000_000_000, 2_000_000_000],
+        vec![127; 40],
+    ] {
+        let loaded = run(values.iter().map(|&v| all(v)).collect());
+        let want = go(&values);
+        assert!(counts(&loaded).iter().all(|&c| c == want), "{values:?}");
+        let total: u64 = values.iter().map(|&v| u64::from(v)).sum();
+        assert_eq!(
+            overflowed(&loaded),
+            total > u64::from(u32::MAX),
+            "{values:?}"
+        );
+    }
+
+    // Over 16 MB: one function listed with 17 million one-byte values (all
+    // but its blocks' skipped), next to an ordinary file.
+    let first = &profile.packages[0].functions[0];
+    let huge = vec![CounterEntry {
+        package: 0,
+        function: 0,
+        counters: vec![3; 17_000_000],
+    }];
+    let loaded = run(vec![huge, all(5)]);
+    let got = &loaded.profile.packages[0];
+    let f = got
+        .functions
+        .iter()
+        .find(|f| f.name == first.name && f.file == first.file)
+        .expect("the function");
+    assert!(!f.units.is_empty());
+    assert!(f.units.iter().all(|u| u.count == 8), "{:?}", f.units);
+    assert!(!overflowed(&loaded));
 }
