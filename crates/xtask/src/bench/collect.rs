@@ -447,10 +447,15 @@ fn measure_helper(
     tools: &(PathBuf, PathBuf),
     pods: usize,
 ) -> Result<HelperRow> {
-    let busybox = toolchain::busybox()?;
     let dir = work.join(format!("helper{pods}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    // What the default --helper-image (busybox) would pull: busybox with its
+    // applets on PATH (the binary alone would have no `sleep` to idle with).
+    let busybox = dir.join("busybox-image");
+    ocilayout::Image::busybox(&toolchain::busybox()?)
+        .and_then(|i| i.write_layout(&busybox))
+        .context("assembling the busybox helper image")?;
     let start = |name: &str, image: &Path| -> Result<localkube::LocalKube> {
         let kube = localkube::LocalKube::builder(dir.join(name))
             .manifest(manifest(&dir, pods)?)
