@@ -5,7 +5,8 @@
 //! * `auto` (the default) tries exec first and switches to a helper only when
 //!   that first attempt shows the image lacks a program the exec path needs,
 //!   so images that have them cost no extra round trip. The switch is told
-//!   once per pod on stderr.
+//!   once per pod on stderr. A pod whose listing already shows a running
+//!   helper for the container (added by an earlier run) goes straight to it.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -78,6 +79,9 @@ impl<'a> Router<'a> {
             Via::Exec => work(target).await.outcome,
             Via::Helper => self.through_helper(target, &work).await,
             Via::Auto => {
+                if self.helper_running(&target) {
+                    return self.through_helper(target, &work).await;
+                }
                 let first = work(target.clone()).await;
                 if !first.program_missing {
                     return first.outcome;
@@ -85,6 +89,33 @@ impl<'a> Router<'a> {
                 self.tell_once(&target);
                 self.through_helper(target, &work).await
             }
+        }
+    }
+
+    /// The coverage folder a helper reads for `target`, if known.
+    fn dir(&self, target: &Target) -> Option<String> {
+        match (&self.remote_dir, &target.cover_dir) {
+            (Some(d), _) | (None, CoverDir::Path(d)) => Some(d.clone()),
+            _ => None,
+        }
+    }
+
+    /// The listed pod of `target`.
+    fn pod(&self, target: &Target) -> Option<&Pod> {
+        self.pods.iter().find(|p| {
+            p.metadata.name.as_deref() == Some(target.pod.as_str())
+                && p.metadata.namespace.as_deref().unwrap_or("default") == target.namespace
+        })
+    }
+
+    /// A helper an earlier run added is running for `target` (seen in the
+    /// listing, so it costs no request).
+    fn helper_running(&self, target: &Target) -> bool {
+        match (self.pod(target), self.dir(target)) {
+            (Some(pod), Some(dir)) => {
+                runpods::helper::running(pod, &target.container, &dir, &self.helper.image)
+            }
+            _ => false,
         }
     }
 
@@ -113,19 +144,13 @@ impl<'a> Router<'a> {
         let start = Instant::now();
         let fail =
             |t: &Target, msg: String| Outcome::for_target(t, State::Failed, msg, start.elapsed());
-        let dir = match (&self.remote_dir, &target.cover_dir) {
-            (Some(d), _) | (None, CoverDir::Path(d)) => d.clone(),
-            _ => {
-                return fail(
-                    &target,
-                    "GOCOVERDIR is not set literally in the spec, so the helper cannot mount it: pass --remote-dir".into(),
-                );
-            }
+        let Some(dir) = self.dir(&target) else {
+            return fail(
+                &target,
+                "GOCOVERDIR is not set literally in the spec, so the helper cannot mount it: pass --remote-dir".into(),
+            );
         };
-        let Some(pod) = self.pods.iter().find(|p| {
-            p.metadata.name.as_deref() == Some(target.pod.as_str())
-                && p.metadata.namespace.as_deref().unwrap_or("default") == target.namespace
-        }) else {
+        let Some(pod) = self.pod(&target) else {
             return fail(&target, "the pod is no longer in the selection".into());
         };
         let helper = match ensure(self.client, pod, &target.container, &dir, &self.helper).await {

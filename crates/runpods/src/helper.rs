@@ -258,6 +258,16 @@ fn choose(pod: &Pod, wanted: &EphemeralContainer) -> (String, bool) {
     (format!("{HELPER_NAME}-{}", std::process::id()), false)
 }
 
+/// Whether `pod` (as listed) already has a running helper serving
+/// `container` and reading `dir`: `--via auto` then goes straight to it,
+/// without first trying an exec that an earlier run saw fail.
+pub fn running(pod: &Pod, container: &str, dir: &str, image: &str) -> bool {
+    desired(pod, container, dir, HELPER_NAME, image).is_some_and(|(wanted, _)| {
+        let (name, exists) = choose(pod, &wanted);
+        exists && matches!(seen(pod, &name), Seen::Running)
+    })
+}
+
 /// What an ephemeral container's status says.
 enum Seen {
     Running,
