@@ -146,6 +146,31 @@ pub(crate) fn list_query(
         .map_err(|e| Box::new(error(400, e.to_string(), None)))
 }
 
+/// [`list_query`] for a resource served by list only: a watch is refused
+/// (405, so clients fall back to listing) and so is a field selector.
+pub(crate) fn list_only_query(
+    method: &Method,
+    q: &[(String, String)],
+    resource: &str,
+) -> Result<kube_selector::Selector, Box<Response>> {
+    let labels = list_query(method, q)?;
+    if flag(q, "watch") {
+        return Err(Box::new(error(
+            405,
+            format!("watch on {resource} is not supported by localkube; list instead"),
+            Some(json!({})),
+        )));
+    }
+    if param(q, "fieldSelector").is_some_and(|f| !f.is_empty()) {
+        return Err(Box::new(error(
+            400,
+            format!("field selectors on {resource} are not supported by localkube"),
+            None,
+        )));
+    }
+    Ok(labels)
+}
+
 fn list(
     c: &Arc<Cluster>,
     namespace: Option<&str>,
@@ -388,24 +413,10 @@ fn list_services(
     headers: &HeaderMap,
     q: &[(String, String)],
 ) -> Response {
-    let labels = match list_query(method, q) {
+    let labels = match list_only_query(method, q, "services") {
         Ok(l) => l,
         Err(r) => return *r,
     };
-    if flag(q, "watch") {
-        return error(
-            405,
-            "watch on services is not supported by localkube; list instead",
-            Some(json!({})),
-        );
-    }
-    if param(q, "fieldSelector").is_some_and(|f| !f.is_empty()) {
-        return error(
-            400,
-            "field selectors on services are not supported by localkube",
-            None,
-        );
-    }
     let inner = c.lock();
     let rv = inner.resource_version;
     let services: Vec<Service> = inner

@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use crate::api::{
-    age, col, flag, list_query, method_not_allowed, param, row_object, table_of, wants_table,
+    age, col, list_only_query, method_not_allowed, param, row_object, table_of, wants_table,
 };
 use crate::state::{Cluster, Inner};
 use crate::status::{error, json_ok};
@@ -236,24 +236,10 @@ fn list(
     headers: &HeaderMap,
     q: &[(String, String)],
 ) -> Response {
-    let labels = match list_query(method, q) {
+    let labels = match list_only_query(method, q, "endpoints") {
         Ok(l) => l,
         Err(r) => return *r,
     };
-    if flag(q, "watch") {
-        return error(
-            405,
-            "watch on endpoints is not supported by localkube; list instead",
-            Some(json!({})),
-        );
-    }
-    if param(q, "fieldSelector").is_some_and(|f| !f.is_empty()) {
-        return error(
-            400,
-            "field selectors on endpoints are not supported by localkube",
-            None,
-        );
-    }
     use kube_selector::SelectorExt;
     let inner = c.lock();
     let rv = inner.resource_version;

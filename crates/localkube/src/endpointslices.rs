@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::{Value, json};
 
 use crate::api::{
-    age, col, flag, list_query, method_not_allowed, param, row_object, table_of, wants_table,
+    age, col, list_only_query, method_not_allowed, param, row_object, table_of, wants_table,
 };
 use crate::endpoints::{Member, members};
 use crate::state::{Cluster, Inner};
@@ -195,24 +195,10 @@ fn list(
     q: &[(String, String)],
 ) -> Response {
     use kube_selector::SelectorExt;
-    let labels = match list_query(method, q) {
+    let labels = match list_only_query(method, q, "endpointslices") {
         Ok(l) => l,
         Err(r) => return *r,
     };
-    if flag(q, "watch") {
-        return error(
-            405,
-            "watch on endpointslices is not supported by localkube; list instead",
-            Some(json!({})),
-        );
-    }
-    if param(q, "fieldSelector").is_some_and(|f| !f.is_empty()) {
-        return error(
-            400,
-            "field selectors on endpointslices are not supported by localkube",
-            None,
-        );
-    }
     let inner = c.lock();
     let rv = inner.resource_version;
     let items: Vec<EndpointSlice> = compute(&inner, namespace)

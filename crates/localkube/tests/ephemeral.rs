@@ -35,14 +35,6 @@ fn pod_name(kube: &LocalKube) -> String {
     kube.pods()[0].name.clone()
 }
 
-async fn client(kube: &LocalKube) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(kube.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -14,18 +14,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use localkube::{Fault, LocalKube};
 use tokio::io::AsyncReadExt;
 
-async fn client(kube: &LocalKube) -> kube::Client {
-    let kc = Kubeconfig::read_from(kube.kubeconfig()).unwrap();
-    let options = KubeConfigOptions {
-        context: Some(kube.context().to_string()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kc, &options)
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 /// What an exec produced: stdout, stderr and the final status (None: no status arrived).
 struct ExecResult {
     stdout: Vec<u8>,

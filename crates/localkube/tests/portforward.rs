@@ -430,19 +430,6 @@ fn kubectl_forwards_to_a_service_through_its_selector_and_target_port() {
     }
 }
 
-async fn client(kube: &LocalKube) -> kube::Client {
-    use kube::config::{KubeConfigOptions, Kubeconfig};
-    let kc = Kubeconfig::read_from(kube.kubeconfig()).unwrap();
-    let options = KubeConfigOptions {
-        context: Some(kube.context().to_string()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kc, &options)
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 /// One GET over a kube-rs port-forward to `port` of `pod`.
 async fn kube_rs_get(pods: &Api<Pod>, pod: &str, port: u16) -> Result<String, String> {
     let mut pf = pods

@@ -12,20 +12,7 @@ use common::*;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use localkube::LocalKube;
-
-async fn client(kube: &LocalKube) -> kube::Client {
-    let kc = Kubeconfig::read_from(kube.kubeconfig()).unwrap();
-    let options = KubeConfigOptions {
-        context: Some(kube.context().to_string()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kc, &options)
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
 
 /// A bare Pod (no controller replaces it) running `sh -c SCRIPT`, with a preStop
 /// hook and an emptyDir.

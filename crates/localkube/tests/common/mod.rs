@@ -189,3 +189,17 @@ pub fn go_image() -> &'static Path {
         dir
     })
 }
+
+/// A kube-rs client for `kube`, from its kubeconfig.
+pub async fn client(kube: &localkube::LocalKube) -> kube::Client {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let kc = Kubeconfig::read_from(kube.kubeconfig()).unwrap();
+    let options = KubeConfigOptions {
+        context: Some(kube.context().to_string()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
