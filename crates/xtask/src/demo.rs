@@ -28,14 +28,14 @@ use std::path::PathBuf;
 pub struct Options {
     /// Folder for the demo's files: the copy of the example the hooks run in
     /// (and its reports/), the built service, the rendered manifests,
-    /// localkube's state. Its `greeter/`, `bin/` and `localkube/` subfolders
-    /// are replaced on each run. Default: `demo/` in the Cargo target folder.
+    /// the image layouts, localkube's state. Its `greeter/`, `bin/`, `images/`
+    /// and `localkube/` subfolders are replaced on each run. Default: `demo/` in the Cargo target folder.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// The Skaffold profile to run: `coverage`, or `coverage-distroless` (its
-    /// overlay and hooks; localkube does not run image filesystems yet, so the
-    /// container still finds the host's tools and `--via auto` keeps to exec:
-    /// the demo prints whether helper containers were added).
+    /// The Skaffold profile to run: `coverage` (the service on a busybox base,
+    /// as distroless `:debug`), or `coverage-distroless` (on a no-shell base
+    /// running as uid 65532, as distroless `static:nonroot`: `--via auto`
+    /// adds a helper container to each pod, and the demo lists them).
     #[arg(long, default_value = "coverage", value_name = "NAME")]
     pub profile: String,
     /// Run the `dev` profile the way `skaffold dev` runs it over two
