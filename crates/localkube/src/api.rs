@@ -55,12 +55,27 @@ pub(crate) async fn api_versions(headers: HeaderMap) -> Response {
     }))
 }
 
+/// The API groups served besides the core one, each in version `v1` only.
+const GROUPS: [&str; 2] = ["apps", "discovery.k8s.io"];
+
+/// An API group as discovery describes it.
+fn api_group(name: &str) -> Value {
+    let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+    json!({"name": name, "versions": [version], "preferredVersion": version})
+}
+
+/// `GET /apis`.
 pub(crate) async fn api_groups() -> Response {
-    let mut list = crate::deployments::api_group_list();
-    if let Some(Value::Array(groups)) = list.get_mut("groups") {
-        groups.push(crate::endpointslices::api_group());
-    }
-    json_ok(&list)
+    let groups: Vec<Value> = GROUPS.iter().map(|g| api_group(g)).collect();
+    json_ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+}
+
+/// `GET /apis/<name>`.
+pub(crate) fn group(name: &str) -> Response {
+    let mut g = api_group(name);
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    json_ok(&g)
 }
 
 pub(crate) async fn api_v1(State(c): State<Arc<Cluster>>) -> Response {

@@ -401,26 +401,6 @@ fn not_found(name: &str) -> Response {
     )
 }
 
-/// `GET /apis`: the groups served besides the core one.
-pub(crate) fn api_group_list() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()]})
-}
-
-fn api_group() -> Value {
-    json!({
-        "name": "apps",
-        "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-        "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
-    })
-}
-
-pub(crate) async fn apps_group() -> Response {
-    let mut g = api_group();
-    g["kind"] = json!("APIGroup");
-    g["apiVersion"] = json!("v1");
-    json_ok(&g)
-}
-
 pub(crate) async fn apps_v1() -> Response {
     json_ok(&json!({
         "kind": "APIResourceList",

@@ -31,22 +31,6 @@ use crate::status::{error, json_ok};
 
 const GROUP: &str = "discovery.k8s.io";
 
-/// The group as `/apis` lists it.
-pub(crate) fn api_group() -> Value {
-    json!({
-        "name": GROUP,
-        "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
-        "preferredVersion": {"groupVersion": "discovery.k8s.io/v1", "version": "v1"},
-    })
-}
-
-pub(crate) async fn group() -> Response {
-    let mut g = api_group();
-    g["kind"] = json!("APIGroup");
-    g["apiVersion"] = json!("v1");
-    json_ok(&g)
-}
-
 pub(crate) async fn v1() -> Response {
     json_ok(&json!({
         "kind": "APIResourceList",

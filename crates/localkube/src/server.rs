@@ -68,7 +68,10 @@ fn router(cluster: Arc<Cluster>) -> Router {
             "/api/v1/namespaces/{ns}/endpoints/{name}",
             any(crate::endpoints::get),
         )
-        .route("/apis/discovery.k8s.io", get(crate::endpointslices::group))
+        .route(
+            "/apis/discovery.k8s.io",
+            get(|| async { api::group("discovery.k8s.io") }),
+        )
         .route("/apis/discovery.k8s.io/v1", get(crate::endpointslices::v1))
         .route(
             "/apis/discovery.k8s.io/v1/endpointslices",
@@ -82,7 +85,7 @@ fn router(cluster: Arc<Cluster>) -> Router {
             "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}",
             any(crate::endpointslices::get),
         )
-        .route("/apis/apps", get(deployments::apps_group))
+        .route("/apis/apps", get(|| async { api::group("apps") }))
         .route("/apis/apps/v1", get(deployments::apps_v1))
         .route("/apis/apps/v1/deployments", any(deployments::list_all))
         .route(
