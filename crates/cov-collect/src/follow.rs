@@ -92,9 +92,9 @@ impl FollowSummary {
             writeln!(
                 out,
                 "LOST {}/{}: {}",
-                p.namespace.escape_debug(),
-                p.pod.escape_debug(),
-                p.reason.as_deref().unwrap_or("").escape_debug()
+                hostile_text::Shown(&p.namespace),
+                hostile_text::Shown(&p.pod),
+                hostile_text::Shown(p.reason.as_deref().unwrap_or(""))
             )?;
         }
         writeln!(
@@ -371,9 +371,9 @@ fn gone(t: &mut Track, reason: &str) {
         };
         eprintln!(
             "cov-collect: LOST {}/{}: {}",
-            t.namespace.escape_debug(),
-            t.name.escape_debug(),
-            why.escape_debug()
+            hostile_text::Shown(&t.namespace),
+            hostile_text::Shown(&t.name),
+            hostile_text::Shown(&why)
         );
         t.lost = Some(why);
     }
@@ -395,8 +395,8 @@ fn upsert(s: &mut Shared, p: Pod) -> Option<(String, bool)> {
         t.deleting = true;
         eprintln!(
             "cov-collect: {}/{} is being deleted: collecting it now",
-            t.namespace.escape_debug(),
-            t.name.escape_debug()
+            hostile_text::Shown(&t.namespace),
+            hostile_text::Shown(&t.name)
         );
         return Some((key, true));
     }
@@ -404,8 +404,8 @@ fn upsert(s: &mut Shared, p: Pod) -> Option<(String, bool)> {
         t.restarts = r;
         eprintln!(
             "cov-collect: {}/{} restarted a container: collecting what its earlier instances wrote",
-            t.namespace.escape_debug(),
-            t.name.escape_debug()
+            hostile_text::Shown(&t.namespace),
+            hostile_text::Shown(&t.name)
         );
         return Some((key, false));
     }
@@ -605,7 +605,7 @@ async fn watch_scope(
                     }
                     Ok(WatchEvent::Error(e)) if e.code == 410 => break 'watch,
                     Ok(WatchEvent::Error(e)) => {
-                        tracing::warn!("watch error: {}", e.message.escape_debug());
+                        tracing::warn!("watch error: {}", e.message);
                         break;
                     }
                     Err(e) => {
