@@ -295,6 +295,9 @@ pub struct Sums<'a> {
     pub small: &'a mut [u32],
     /// One per slot.
     pub large: &'a mut [u64],
+    /// Set when anything was written to `large`: until then its pages need
+    /// never be touched (nor counted in the peak RSS).
+    pub large_used: &'a mut bool,
 }
 
 /// See [`Sums`]: two of these stay below 2^32.
@@ -352,6 +355,7 @@ impl CounterFile<'_> {
                     && let Some(d) = sums.large.get_mut(start + i)
                 {
                     add_large(d, v, set);
+                    *sums.large_used = true;
                 }
             }
         }
@@ -364,7 +368,11 @@ impl CounterFile<'_> {
         sums: Sums<'_>,
         unknown: &mut Vec<(u32, u32)>,
     ) -> Option<()> {
-        let Sums { small, large } = sums;
+        let Sums {
+            small,
+            large,
+            large_used,
+        } = sums;
         let buf = self.body.buffer();
         let mut pos = self.body.pos();
         // Locals, not fields, in the loop: keeps them in registers.
@@ -407,7 +415,7 @@ impl CounterFile<'_> {
                 } else {
                     // Two or more bytes (Go keeps the low 32 bits).
                     let v = uleb_at(buf, &mut pos)? as u32;
-                    add_long::<SET>(d, l, v);
+                    *large_used |= add_long::<SET>(d, l, v);
                 }
             }
             for _ in m..n {
@@ -432,16 +440,18 @@ fn add_large(d: &mut u64, v: u32, set: bool) {
 }
 
 /// A value of two or more bytes: into `small` while it stays within
-/// [`SMALL_LIMIT`], else into `large` (see [`Sums`]).
+/// [`SMALL_LIMIT`], else into `large` (see [`Sums`]); true for the latter.
 #[inline(always)]
-fn add_long<const SET: bool>(small: &mut u32, large: &mut u64, v: u32) {
+fn add_long<const SET: bool>(small: &mut u32, large: &mut u64, v: u32) -> bool {
     if SET {
         *small |= u32::from(v != 0);
     } else if v <= SMALL_LIMIT - (*small).min(SMALL_LIMIT) {
         *small += v;
     } else {
         *large += u64::from(v);
+        return true;
     }
+    false
 }
 
 /// A one-byte value into a u32 slot (wrapping, never reached: see

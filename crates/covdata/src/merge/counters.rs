@@ -112,8 +112,11 @@ pub struct Tally {
     set: bool,
     /// One-byte values, one per slot.
     small: Vec<u32>,
-    /// Everything else, and `small` once flushed; one per slot.
+    /// Everything else, and `small` once flushed; one per slot. Zeroed
+    /// by the allocator and left untouched (out of the peak RSS) until
+    /// `large_used`: in the usual runs nothing ever goes there.
     large: Vec<u64>,
+    large_used: bool,
     overflow: bool,
     /// (package, function) pairs the meta-data does not describe.
     pub unknown: Vec<(u32, u32)>,
@@ -143,6 +146,7 @@ impl Tally {
             set: mode == CounterMode::Set,
             small: vec![0; layout.slots()],
             large: vec![0; layout.slots()],
+            large_used: false,
             overflow: false,
             unknown: Vec::new(),
             small_bound: 0,
@@ -177,6 +181,7 @@ impl Tally {
             Sums {
                 small: &mut self.small,
                 large: &mut self.large,
+                large_used: &mut self.large_used,
             },
             self.set,
             &mut self.unknown,
@@ -195,6 +200,7 @@ impl Tally {
                 continue;
             };
             let dst = self.large.get_mut(start..start + len).unwrap_or_default();
+            self.large_used = true;
             for (d, &v) in dst.iter_mut().zip(&values) {
                 if self.set {
                     *d |= u64::from(v != 0);
@@ -212,6 +218,7 @@ impl Tally {
             self.clamp();
         }
         self.large_pending += 1;
+        self.large_used = true;
         for (d, s) in self.large.iter_mut().zip(&mut self.small) {
             if self.set {
                 *d |= u64::from(*s);
@@ -226,6 +233,10 @@ impl Tally {
     /// Saturate every `large` slot at `u32::MAX`, noting whether any was
     /// above.
     fn clamp(&mut self) {
+        self.large_pending = 0;
+        if !self.large_used {
+            return;
+        }
         let max = u64::from(u32::MAX);
         let mut ovf = false;
         for c in &mut self.large {
@@ -233,11 +244,31 @@ impl Tally {
             *c = (*c).min(max);
         }
         self.overflow |= ovf;
-        self.large_pending = 0;
     }
 
     /// Fold another tally of the same layout and mode into this one.
     pub fn combine(&mut self, mut other: Tally) {
+        if !self.large_used && !other.large_used {
+            // Small sums only (the usual case): add them where they are;
+            // two stay below 2^32, and any above SMALL_LIMIT move to
+            // `large` so the next file cannot wrap them.
+            let mut spill = false;
+            for (d, &s) in self.small.iter_mut().zip(&other.small) {
+                if self.set {
+                    *d |= s;
+                } else {
+                    *d += s;
+                    spill |= *d > SMALL_LIMIT;
+                }
+            }
+            self.small_bound = self.small_bound.saturating_add(other.small_bound);
+            self.large_pending = self.large_pending.saturating_add(other.large_pending);
+            self.unknown.extend_from_slice(&other.unknown);
+            if spill {
+                self.flush_small();
+            }
+            return;
+        }
         self.flush_small();
         self.clamp();
         other.flush_small();
@@ -256,6 +287,13 @@ impl Tally {
 
     /// The counts, saturated as Go's.
     pub fn finish(mut self) -> Merged {
+        if !self.large_used {
+            // Every sum is in `small`, at most SMALL_LIMIT: already final.
+            return Merged {
+                counts: self.small,
+                overflow: self.overflow,
+            };
+        }
         self.flush_small();
         self.clamp();
         Merged {
