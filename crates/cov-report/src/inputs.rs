@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
-use covdata::{LoadOptions, Loaded, ModeClash, PkgFilter, Warning};
+use covdata::{Coverage, LoadOptions, Loaded, ModeClash, PkgFilter, Warning};
 
 /// Go's `-hw` ("panic on warnings"): set once by `main`, makes the first
 /// warning an error.
@@ -71,14 +71,14 @@ impl Inputs {
     }
 
     /// Load and merge, logging warnings on stderr.
-    pub fn load(&self, mode_clash: ModeClash) -> Result<Loaded> {
+    pub fn load(&self, mode_clash: ModeClash) -> Result<Loaded<Coverage>> {
         let folders = self.folders();
         let options = LoadOptions {
             packages: PkgFilter::from_values(&self.pkg),
             mode_clash,
             threads: None,
         };
-        let loaded = covdata::load(&folders, &options)?;
+        let loaded = covdata::load_lazily(&folders, &options)?;
         report_warnings(&loaded.warnings)?;
         tracing::info!(
             groups = loaded.groups.len(),
@@ -89,7 +89,7 @@ impl Inputs {
                 .sum::<usize>(),
             "read coverage data"
         );
-        if options.packages.is_some() && loaded.profile.packages.is_empty() {
+        if options.packages.is_some() && loaded.profile.is_empty() {
             tracing::warn!("no package matched --pkg {}", self.pkg.join(","));
         }
         Ok(loaded)

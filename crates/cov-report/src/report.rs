@@ -122,10 +122,10 @@ pub fn run_with(inputs: &Inputs, report: &ReportArgs) -> Result<()> {
     } else {
         ModeClash::Upgrade
     };
-    let loaded = inputs.load(clash)?;
-    crate::output::stdout(|w| covdata::format::percent::write(&loaded.profile, w))?;
-    write_reports(&loaded.profile, report)?;
-    check_gate(&loaded.profile, report)
+    let profile = inputs.load(clash)?.profile.into_profile();
+    crate::output::stdout(|w| covdata::format::percent::write(&profile, w))?;
+    write_reports(&profile, report)?;
+    check_gate(&profile, report)
 }
 
 /// Writes every `--format` into `--out-dir`; returns the paths written.

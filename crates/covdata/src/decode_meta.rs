@@ -200,9 +200,36 @@ pub fn shape(buf: &[u8]) -> Option<Shape> {
     })
 }
 
+/// A meta-data file's header, checked, and where its package blobs are.
+#[derive(Debug, Clone)]
+pub struct Outline {
+    pub hash: [u8; 16],
+    pub mode: CounterMode,
+    pub granularity: Granularity,
+    /// Per package: the blob's byte range in the file.
+    pub blobs: Vec<std::ops::Range<usize>>,
+}
+
 /// Decode a whole meta-data file. Checks what Go checks (magic, version,
 /// offsets against the total length) plus everything Go would panic on.
 pub fn decode(buf: &[u8]) -> Result<MetaFile, Corruption> {
+    let outline = outline(buf)?;
+    let mut packages = Vec::with_capacity(outline.blobs.len());
+    for blob in &outline.blobs {
+        packages.push(decode_package(&buf[blob.clone()], blob.start as u64)?);
+    }
+    Ok(MetaFile {
+        hash: outline.hash,
+        mode: outline.mode,
+        granularity: outline.granularity,
+        packages,
+    })
+}
+
+/// The file-level part of [`decode`]: the header, the package offsets and
+/// lengths, the file string table; packages are then decoded one at a time
+/// with [`decode_package`].
+pub fn outline(buf: &[u8]) -> Result<Outline, Corruption> {
     let mut r = Reader::new(buf, 0);
     if r.bytes(4, "meta-data file header")? != META_MAGIC {
         return Err(Corruption::new(0, CorruptionKind::BadMagic("meta-data")));
@@ -284,13 +311,13 @@ pub fn decode(buf: &[u8]) -> Result<MetaFile, Corruption> {
     let st = r.bytes(strtab_len as usize, "file string table")?;
     StringTable::read(&mut Reader::new(st, st_at))?;
 
-    let mut packages = Vec::with_capacity(entries as usize);
+    let mut blobs = Vec::with_capacity(entries as usize);
     for (i, (&off, &len)) in offsets.iter().zip(&lengths).enumerate() {
         let end = off.saturating_add(len);
         let blob = usize::try_from(off)
             .ok()
             .zip(usize::try_from(end).ok())
-            .and_then(|(s, e)| buf.get(s..e))
+            .filter(|&(s, e)| s <= e && e <= buf.len())
             .ok_or(Corruption::new(
                 FILE_HEADER_SIZE as u64 + 8 * (entries + i as u64),
                 CorruptionKind::OutOfRange {
@@ -299,13 +326,13 @@ pub fn decode(buf: &[u8]) -> Result<MetaFile, Corruption> {
                     limit: buf.len() as u64,
                 },
             ))?;
-        packages.push(decode_package(blob, off)?);
+        blobs.push(blob.0..blob.1);
     }
-    Ok(MetaFile {
+    Ok(Outline {
         hash,
         mode,
         granularity,
-        packages,
+        blobs,
     })
 }
 

@@ -90,6 +90,7 @@ mod load;
 pub mod merge;
 pub mod model;
 pub mod names;
+mod one_binary;
 pub mod pkgpattern;
 mod reader;
 pub mod scan;
@@ -97,6 +98,7 @@ pub mod setops;
 mod warning;
 
 pub use error::{Corruption, CorruptionKind, Error};
-pub use load::{LoadOptions, Loaded, ModeClash, Timings, load, read_meta};
+pub use load::{LoadOptions, Loaded, ModeClash, Timings, load, load_lazily, read_meta};
+pub use one_binary::{Coverage, OneBinary};
 pub use pkgpattern::PkgFilter;
 pub use warning::Warning;

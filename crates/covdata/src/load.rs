@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::merge::counters::{Layout, Tally};
 use crate::merge::groups::ProfileBuilder;
 use crate::model::{CounterMode, Granularity, Profile};
+use crate::one_binary::{self, Coverage, OneBinary};
 use crate::pkgpattern::PkgFilter;
 use crate::scan::{self, Group};
 use crate::warning::Warning;
@@ -36,11 +37,12 @@ pub struct LoadOptions {
     pub threads: Option<usize>,
 }
 
-/// The result of [`load`].
+/// The result of [`load`] (`P` = [`Profile`]) and [`load_lazily`]
+/// (`P` = [`Coverage`]).
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub struct Loaded<P = Profile> {
     /// The merged coverage of all inputs.
-    pub profile: Profile,
+    pub profile: P,
     /// Non-fatal findings (foreign files, orphaned counter files, …).
     pub warnings: Vec<Warning>,
     /// The groups that were read, in Go's processing order.
@@ -82,6 +84,24 @@ pub struct Timings {
 /// and byte offset of damaged data, [`Error::ModeClash`] /
 /// [`Error::GranularityClash`] for incompatible inputs.
 pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> {
+    let loaded = load_lazily(inputs, options)?;
+    let t = Instant::now();
+    let profile = loaded.profile.into_profile();
+    let mut timings = loaded.timings;
+    timings.profile += t.elapsed();
+    Ok(Loaded {
+        profile,
+        warnings: loaded.warnings,
+        groups: loaded.groups,
+        args: loaded.args,
+        timings,
+    })
+}
+
+/// [`load`], except that the data of a single binary (one meta-data file)
+/// is kept as a [`OneBinary`], whose packages are decoded one at a time as
+/// a report reads them: what the text outputs use, for speed and memory.
+pub fn load_lazily(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded<Coverage>, Error> {
     let mut timings = Timings::default();
     let started = Instant::now();
     let scanned = scan::scan(inputs)?;
@@ -99,6 +119,20 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+
+    if let [group] = &scanned.groups[..]
+        && let Some((one, overflow, findings)) =
+            read_one_binary(group, options, threads, &mut timings)?
+    {
+        note_group(group, overflow, findings, &mut warnings, &mut args);
+        return Ok(Loaded {
+            profile: Coverage::OneBinary(one),
+            warnings,
+            groups: scanned.groups,
+            args: args.finish(),
+            timings,
+        });
+    }
 
     for group in &scanned.groups {
         let t = Instant::now();
@@ -180,21 +214,7 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
         let t = Instant::now();
         let merged = tally.finish();
         timings.counters_wall += t.elapsed();
-        if merged.overflow {
-            warnings.push(Warning::CounterOverflow {
-                meta: group.meta.clone(),
-            });
-        }
-        for (path, a) in group_args {
-            args.add(a);
-            for &(package, function) in &path.1 {
-                warnings.push(Warning::UnknownFunction {
-                    path: path.0.clone(),
-                    package,
-                    function,
-                });
-            }
-        }
+        note_group(group, merged.overflow, group_args, &mut warnings, &mut args);
         let t = Instant::now();
         builder.apply_counts(&plan, &merged.counts);
         timings.profile += t.elapsed();
@@ -205,12 +225,80 @@ pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> 
     })?;
     timings.profile += t.elapsed();
     Ok(Loaded {
-        profile,
+        profile: Coverage::Profile(profile),
         warnings,
         groups: scanned.groups,
         args: args.finish(),
         timings,
     })
+}
+
+/// The only group, as a [`OneBinary`]: its counter files merged while
+/// this thread checks the meta-data and lists its packages. `None` where
+/// that view does not apply (damage is then reported by the general
+/// path, as Go would).
+fn read_one_binary(
+    group: &Group,
+    options: &LoadOptions,
+    threads: usize,
+    timings: &mut Timings,
+) -> Result<Option<(OneBinary, bool, Vec<FileFindings>)>, Error> {
+    let t = Instant::now();
+    let bytes = std::fs::read(&group.meta).map_err(|e| Error::io(&group.meta, e))?;
+    timings.meta_read += t.elapsed();
+    let Some(shape) = decode_meta::shape(&bytes) else {
+        return Ok(None);
+    };
+    let t = Instant::now();
+    let layout = Layout::from_shape(&shape);
+    let (counters, (index, decoding)) = merge_counter_files(
+        &group.counters,
+        &layout,
+        shape.mode,
+        threads,
+        timings,
+        || {
+            let t = Instant::now();
+            let index = one_binary::index(&bytes, &layout, options.packages.as_ref());
+            (index, t.elapsed())
+        },
+    );
+    timings.meta_decode += decoding;
+    let index = index.map_err(|c| Error::corrupt(&group.meta, c))?;
+    let Some(index) = index else {
+        return Ok(None);
+    };
+    let (tally, findings) = counters?;
+    let merged = tally.finish();
+    timings.counters_wall += t.elapsed();
+    let one = OneBinary::new(bytes, index, merged.counts);
+    Ok(Some((one, merged.overflow, findings)))
+}
+
+/// What a group's counter files tell beyond counts: an overflow warning,
+/// functions the meta-data lacks, and the program arguments.
+fn note_group(
+    group: &Group,
+    overflow: bool,
+    findings: Vec<FileFindings>,
+    warnings: &mut Vec<Warning>,
+    args: &mut ArgsMerge,
+) {
+    if overflow {
+        warnings.push(Warning::CounterOverflow {
+            meta: group.meta.clone(),
+        });
+    }
+    for ((path, unknown), a) in findings {
+        args.add(a);
+        for (package, function) in unknown {
+            warnings.push(Warning::UnknownFunction {
+                path: path.clone(),
+                package,
+                function,
+            });
+        }
+    }
 }
 
 /// Go's checks when it opens a group's meta-data file: the granularity

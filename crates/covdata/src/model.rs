@@ -142,3 +142,29 @@ impl Profile {
         s
     }
 }
+
+/// Packages in import-path order, handed out one at a time: all the text
+/// outputs need. A [`Profile`] has them all in memory; a
+/// [`crate::OneBinary`] decodes each from its meta-data file when asked,
+/// so a report of one binary never holds more than one package.
+pub trait Packages {
+    /// The counter mode of the merged data (`mode:` of a text profile).
+    fn mode(&self) -> CounterMode;
+    /// Call `visit` on each package, in import-path order, until it fails.
+    fn for_each(
+        &self,
+        visit: &mut dyn FnMut(&Package) -> std::io::Result<()>,
+    ) -> std::io::Result<()>;
+}
+
+impl Packages for Profile {
+    fn mode(&self) -> CounterMode {
+        self.mode
+    }
+    fn for_each(
+        &self,
+        visit: &mut dyn FnMut(&Package) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        self.packages.iter().try_for_each(visit)
+    }
+}

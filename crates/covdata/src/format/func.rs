@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::tabwriter::TabWriter;
-use crate::model::Profile;
+use crate::model::Packages;
 
 fn perc(covered: u64, total: u64) -> f64 {
     let total = if total == 0 { 1 } else { total };
@@ -13,13 +13,13 @@ fn perc(covered: u64, total: u64) -> f64 {
 /// Rows follow Go's algorithm: blocks in output order, a new row whenever
 /// the function *name* changes, literal rows counted but not shown, the
 /// row's line being that of its first block.
-pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
+pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     let mut text = Vec::new();
     let (mut all, mut covered_all) = (0u64, 0u64);
-    for pkg in &profile.packages {
+    packages.for_each(&mut |pkg| {
         let units = super::sorted_units(pkg);
         let Some(&(first, first_unit)) = units.first() else {
-            continue;
+            return Ok(());
         };
         let (mut fname, mut ffile, mut flit, mut fline) = (
             &first.name,
@@ -53,7 +53,8 @@ pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
             }
         }
         emit(fname, ffile, flit, fline, cov, tot);
-    }
+        Ok(())
+    })?;
     text.extend_from_slice(
         format!(
             "total\t(statements)\t{}%\n",

@@ -2,17 +2,17 @@
 
 use std::io::{self, Write};
 
-use crate::model::Profile;
+use crate::model::Packages;
 
 /// One line per package, sorted by import path. A package without
 /// statements prints its name and no newline, exactly as Go does.
-pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
-    for pkg in &profile.packages {
+pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
+    packages.for_each(&mut |pkg| {
         let s = pkg.statements();
         write!(w, "\t{}\t\t", pkg.path)?;
         if s.total != 0 {
             writeln!(w, "coverage: {}% of statements", super::pct1(s.percent()))?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

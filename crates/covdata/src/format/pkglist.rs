@@ -2,12 +2,9 @@
 
 use std::io::{self, Write};
 
-use crate::model::Profile;
+use crate::model::Packages;
 
 /// The import paths of all packages, sorted.
-pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
-    for pkg in &profile.packages {
-        writeln!(w, "{}", pkg.path)?;
-    }
-    Ok(())
+pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
+    packages.for_each(&mut |pkg| writeln!(w, "{}", pkg.path))
 }

@@ -2,13 +2,13 @@
 
 use std::io::{self, Write};
 
-use crate::model::Profile;
+use crate::model::Packages;
 
 /// `mode: <mode>` then `file:sl.sc,el.ec stmts count` per block.
-pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
-    writeln!(w, "mode: {}", profile.mode.as_str())?;
+pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, "mode: {}", packages.mode().as_str())?;
     let mut line = Vec::with_capacity(256);
-    for pkg in &profile.packages {
+    packages.for_each(&mut |pkg| {
         for (f, u) in super::sorted_units(pkg) {
             line.clear();
             line.extend_from_slice(f.file.as_bytes());
@@ -27,8 +27,8 @@ pub fn write(profile: &Profile, w: &mut dyn Write) -> io::Result<()> {
             line.push(b'\n');
             w.write_all(&line)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn push_u32(out: &mut Vec<u8>, v: u32) {

@@ -13,7 +13,7 @@
 
 use super::FxHashMap;
 use super::counters::Layout;
-use crate::decode_meta::MetaFile;
+use crate::decode_meta::{MetaFile, MetaPackage};
 use crate::model::{CounterMode, Function, Granularity, Package, Profile, Unit};
 use crate::pkgpattern::PkgFilter;
 
@@ -217,6 +217,61 @@ impl ProfileBuilder {
             granularity,
             packages,
         })
+    }
+}
+
+/// The [`Package`] of a binary that is the only input: what
+/// [`ProfileBuilder`] makes of it, from the package's meta-data and the
+/// merged counts (its blocks' slots start at `first_slot`, in meta order).
+pub(crate) fn single_package(
+    pkg: &MetaPackage,
+    first_slot: usize,
+    counts: &[u32],
+    set: bool,
+) -> Package {
+    let mut functions: Vec<Function> = Vec::with_capacity(pkg.functions.len());
+    let mut by_name: FxHashMap<(&str, &str), [Option<u32>; 2]> =
+        FxHashMap::with_capacity_and_hasher(pkg.functions.len(), Default::default());
+    let mut slot = first_slot;
+    for f in &pkg.functions {
+        let units = pkg.function_units(f);
+        let start = slot;
+        slot += units.len();
+        if units.is_empty() {
+            continue;
+        }
+        let (file, name) = (pkg.function_file(f), pkg.function_name(f));
+        let index = &mut by_name.entry((file, name)).or_default()[usize::from(f.literal)];
+        let i = *index.get_or_insert_with(|| {
+            functions.push(Function {
+                name: name.to_string(),
+                file: file.to_string(),
+                literal: f.literal,
+                units: Vec::with_capacity(units.len()),
+            });
+            functions.len() as u32 - 1
+        });
+        let func = &mut functions[i as usize];
+        let src = counts.get(start..slot).unwrap_or_default();
+        func.units
+            .extend(units.iter().enumerate().map(|(k, u)| Unit {
+                start_line: u.start_line,
+                start_col: u.start_col,
+                end_line: u.end_line,
+                end_col: u.end_col,
+                statements: u.statements,
+                count: merge_count(0, src.get(k).copied().unwrap_or(0), set),
+            }));
+    }
+    let mut scratch = Vec::new();
+    for f in &mut functions {
+        collapse(&mut f.units, set, &mut scratch);
+    }
+    Package {
+        path: pkg.path.clone(),
+        name: pkg.name.clone(),
+        module_path: pkg.module_path.clone(),
+        functions,
     }
 }
 
