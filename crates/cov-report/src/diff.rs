@@ -33,7 +33,7 @@ fn load(dir: &Path, pkg: &[String]) -> Result<Profile> {
         input: Vec::new(),
         pkg: pkg.to_vec(),
     };
-    Ok(inputs.load(ModeClash::Upgrade)?.profile.into_profile())
+    Ok(inputs.load(ModeClash::Upgrade)?.profile.into_profile()?)
 }
 
 type Table = BTreeMap<String, Statements>;

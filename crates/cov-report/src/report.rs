@@ -122,7 +122,7 @@ pub fn run_with(inputs: &Inputs, report: &ReportArgs) -> Result<()> {
     } else {
         ModeClash::Upgrade
     };
-    let profile = inputs.load(clash)?.profile.into_profile();
+    let profile = inputs.load(clash)?.profile.into_profile()?;
     crate::output::stdout(|w| covdata::format::percent::write(&profile, w))?;
     write_reports(&profile, report)?;
     check_gate(&profile, report)

@@ -171,33 +171,52 @@ pub fn shape(buf: &[u8]) -> Option<Shape> {
     for i in 0..entries {
         let off = usize::try_from(u64_at(FILE_HEADER_SIZE + 8 * i)?).ok()?;
         let len = usize::try_from(u64_at(FILE_HEADER_SIZE + 8 * (entries + i))?).ok()?;
-        let blob = buf.get(off..off.checked_add(len)?)?;
-        let mut r = Reader::new(blob, 0);
-        r.seek(40, "").ok()?;
-        let num_funcs = r.u32_le("").ok()? as usize;
-        if num_funcs > blob.len() / 4 {
-            return None;
-        }
-        let mut counts = Vec::with_capacity(num_funcs);
-        for f in 0..num_funcs {
-            r.seek(PACKAGE_HEADER_SIZE + 4 * f, "").ok()?;
-            let foff = r.u32_le("").ok()? as usize;
-            r.seek(foff, "").ok()?;
-            let n = r.uleb32("").ok()?;
-            // As in `decode`: each block takes at least five bytes (and
-            // this bounds what callers allocate for counters).
-            if n as usize > r.remaining() / 5 {
-                return None;
-            }
-            counts.push(n);
-        }
-        units.push(counts);
+        units.push(package_shape(buf.get(off..off.checked_add(len)?)?)?);
     }
     Some(Shape {
         mode,
         granularity,
         units,
     })
+}
+
+/// A package blob's part of [`Shape::units`]: per function, the number of
+/// blocks (`None` where [`decode_package`] would fail on them).
+pub fn package_shape(blob: &[u8]) -> Option<Vec<u32>> {
+    let mut r = Reader::new(blob, 0);
+    r.seek(40, "").ok()?;
+    let num_funcs = r.u32_le("").ok()? as usize;
+    if num_funcs > blob.len() / 4 {
+        return None;
+    }
+    let mut counts = Vec::with_capacity(num_funcs);
+    for f in 0..num_funcs {
+        r.seek(PACKAGE_HEADER_SIZE + 4 * f, "").ok()?;
+        let foff = r.u32_le("").ok()? as usize;
+        r.seek(foff, "").ok()?;
+        let n = r.uleb32("").ok()?;
+        // As in `decode`: each block takes at least five bytes (and this
+        // bounds what callers allocate for counters).
+        if n as usize > r.remaining() / 5 {
+            return None;
+        }
+        counts.push(n);
+    }
+    Some(counts)
+}
+
+/// How many bytes from the start of a meta-data file [`outline`] reads,
+/// from the first [`FILE_HEADER_SIZE`] bytes (`None` if they are not a
+/// meta-data file header).
+pub fn outline_len(header: &[u8]) -> Option<u64> {
+    if header.get(..4)? != META_MAGIC {
+        return None;
+    }
+    let entries = u64::from_le_bytes(header.get(16..24)?.try_into().ok()?);
+    let strtab_len = u32::from_le_bytes(header.get(44..48)?.try_into().ok()?);
+    (FILE_HEADER_SIZE as u64)
+        .checked_add(entries.checked_mul(16)?)?
+        .checked_add(u64::from(strtab_len))
 }
 
 /// A meta-data file's header, checked, and where its package blobs are.
@@ -213,7 +232,7 @@ pub struct Outline {
 /// Decode a whole meta-data file. Checks what Go checks (magic, version,
 /// offsets against the total length) plus everything Go would panic on.
 pub fn decode(buf: &[u8]) -> Result<MetaFile, Corruption> {
-    let outline = outline(buf)?;
+    let outline = outline(buf, buf.len())?;
     let mut packages = Vec::with_capacity(outline.blobs.len());
     for blob in &outline.blobs {
         packages.push(decode_package(&buf[blob.clone()], blob.start as u64)?);
@@ -228,8 +247,9 @@ pub fn decode(buf: &[u8]) -> Result<MetaFile, Corruption> {
 
 /// The file-level part of [`decode`]: the header, the package offsets and
 /// lengths, the file string table; packages are then decoded one at a time
-/// with [`decode_package`].
-pub fn outline(buf: &[u8]) -> Result<Outline, Corruption> {
+/// with [`decode_package`]. `buf` may be just the start of a file of
+/// `file_len` bytes, as long as it holds those parts ([`outline_len`]).
+pub fn outline(buf: &[u8], file_len: usize) -> Result<Outline, Corruption> {
     let mut r = Reader::new(buf, 0);
     if r.bytes(4, "meta-data file header")? != META_MAGIC {
         return Err(Corruption::new(0, CorruptionKind::BadMagic("meta-data")));
@@ -263,7 +283,7 @@ pub fn outline(buf: &[u8]) -> Result<Outline, Corruption> {
     ))?;
 
     // 16 bytes of offset+length per package must fit in the file.
-    let room = (buf.len() - r.pos()) as u64 / 16;
+    let room = (file_len.saturating_sub(r.pos())) as u64 / 16;
     if entries > room {
         return Err(Corruption::new(
             24,
@@ -317,13 +337,13 @@ pub fn outline(buf: &[u8]) -> Result<Outline, Corruption> {
         let blob = usize::try_from(off)
             .ok()
             .zip(usize::try_from(end).ok())
-            .filter(|&(s, e)| s <= e && e <= buf.len())
+            .filter(|&(s, e)| s <= e && e <= file_len)
             .ok_or(Corruption::new(
                 FILE_HEADER_SIZE as u64 + 8 * (entries + i as u64),
                 CorruptionKind::OutOfRange {
                     what: "package end",
                     value: end,
-                    limit: buf.len() as u64,
+                    limit: file_len as u64,
                 },
             ))?;
         blobs.push(blob.0..blob.1);

@@ -87,6 +87,10 @@ pub enum Error {
         previous: CounterMode,
         new: CounterMode,
     },
+    /// A meta-data file read twice (once checked, once when reported) gave
+    /// different bytes: it was replaced meanwhile.
+    #[error("{}: the meta-data file changed while it was being read; run again", path.display())]
+    Changed { path: PathBuf },
     /// Inputs disagree on counter granularity; Go refuses to merge these too.
     #[error("counter granularity clash while reading meta-data file {}: previous file had {}, new file has {}", path.display(), previous.as_str(), new.as_str())]
     GranularityClash {

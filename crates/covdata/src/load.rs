@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::merge::counters::{Layout, Tally};
 use crate::merge::groups::ProfileBuilder;
 use crate::model::{CounterMode, Granularity, Profile};
-use crate::one_binary::{self, Coverage, OneBinary};
+use crate::one_binary::{Coverage, MetaSource, OneBinary};
 use crate::pkgpattern::PkgFilter;
 use crate::scan::{self, Group};
 use crate::warning::Warning;
@@ -86,7 +86,7 @@ pub struct Timings {
 pub fn load(inputs: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Error> {
     let loaded = load_lazily(inputs, options)?;
     let t = Instant::now();
-    let profile = loaded.profile.into_profile();
+    let profile = loaded.profile.into_profile()?;
     let mut timings = loaded.timings;
     timings.profile += t.elapsed();
     Ok(Loaded {
@@ -244,34 +244,29 @@ fn read_one_binary(
     timings: &mut Timings,
 ) -> Result<Option<(OneBinary, bool, Vec<FileFindings>)>, Error> {
     let t = Instant::now();
-    let bytes = std::fs::read(&group.meta).map_err(|e| Error::io(&group.meta, e))?;
-    timings.meta_read += t.elapsed();
-    let Some(shape) = decode_meta::shape(&bytes) else {
+    let Some((mut source, shape)) = MetaSource::open(&group.meta)? else {
         return Ok(None);
     };
+    timings.meta_read += t.elapsed();
     let t = Instant::now();
-    let layout = Layout::from_shape(&shape);
-    let (counters, (index, decoding)) = merge_counter_files(
-        &group.counters,
-        &layout,
-        shape.mode,
-        threads,
-        timings,
-        || {
+    let layout = &Layout::from_shape(&shape);
+    let mode = shape.mode;
+    drop(shape);
+    let filter = options.packages.as_ref();
+    let (counters, (index, decoding)) =
+        merge_counter_files(&group.counters, layout, mode, threads, timings, || {
             let t = Instant::now();
-            let index = one_binary::index(&bytes, &layout, options.packages.as_ref());
+            let index = source.index(layout, filter);
             (index, t.elapsed())
-        },
-    );
+        });
     timings.meta_decode += decoding;
-    let index = index.map_err(|c| Error::corrupt(&group.meta, c))?;
-    let Some(index) = index else {
+    let Some(index) = index? else {
         return Ok(None);
     };
     let (tally, findings) = counters?;
     let merged = tally.finish();
     timings.counters_wall += t.elapsed();
-    let one = OneBinary::new(bytes, index, merged.counts);
+    let one = OneBinary::new(source, index, merged.counts);
     Ok(Some((one, merged.overflow, findings)))
 }
 

@@ -1,23 +1,31 @@
 //! The merged coverage of a single binary (one meta-data file: the usual
 //! case) without building a [`Profile`]: the counts stay in one flat
-//! vector, one per block, and a package is decoded from the meta-data file
-//! only when a report asks for it. A report then holds one package at a
-//! time instead of all ~100k blocks with their names (for `percent` on the
-//! bench's data that is most of the peak memory and a third of the time).
+//! vector, one per block, and a package is read and decoded from the
+//! meta-data file only when a report asks for it. A report then holds one
+//! package at a time instead of all ~100k blocks with their names, and
+//! not even the meta-data file while counter files merge (for `percent` on
+//! the bench's data that was most of the peak memory and a third of the
+//! time).
 
+use std::fs::File;
+use std::hash::Hasher;
+use std::io;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
-use crate::decode_meta::{self, MetaPackage};
-use crate::error::Corruption;
+use crate::decode_meta::{self, FILE_HEADER_SIZE, MetaPackage, Outline, Shape};
+use crate::error::Error;
 use crate::merge::counters::Layout;
 use crate::merge::groups;
 use crate::model::{CounterMode, Granularity, Package, Packages, Profile};
 use crate::pkgpattern::PkgFilter;
 
 /// One binary's merged coverage; see the module doc.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OneBinary {
-    meta: Vec<u8>,
+    /// The meta-data file, open; packages are read from it on demand.
+    file: File,
+    path: PathBuf,
     mode: CounterMode,
     granularity: Granularity,
     /// The packages selected, in import-path order.
@@ -26,69 +34,135 @@ pub struct OneBinary {
     counts: Vec<u32>,
 }
 
-/// A package of the meta-data file: where its blob is, its first slot.
+/// A package of the meta-data file: where its blob is, a checksum of the
+/// blob as checked, its first slot.
 #[derive(Debug, Clone)]
 pub(crate) struct Selected {
     path: String,
     blob: Range<usize>,
+    checksum: u64,
     first_slot: usize,
 }
 
-/// What [`index`] learns of a meta-data file.
+/// A meta-data file, open, read one package blob at a time.
+#[derive(Debug)]
+pub(crate) struct MetaSource {
+    file: File,
+    path: PathBuf,
+    outline: Outline,
+}
+
+/// What [`MetaSource::index`] learns of a meta-data file.
 #[derive(Debug)]
 pub(crate) struct Index {
-    mode: CounterMode,
-    granularity: Granularity,
     order: Vec<Selected>,
 }
 
-/// Check all of `meta` as [`decode_meta::decode`] does (one package at a
-/// time, so little is held) and list the packages `filter` selects, in
-/// import-path order. `Ok(None)` when this view does not apply: the
-/// counters were laid out differently, or an import path appears twice
-/// (only in a crafted file; the general path merges such packages).
-pub(crate) fn index(
-    meta: &[u8],
-    layout: &Layout,
-    filter: Option<&PkgFilter>,
-) -> Result<Option<Index>, Corruption> {
-    let outline = decode_meta::outline(meta)?;
-    let mut order = Vec::new();
-    let mut slot = 0usize;
-    for (i, blob) in outline.blobs.into_iter().enumerate() {
-        let pkg = decode_meta::decode_package(&meta[blob.clone()], blob.start as u64)?;
-        if !layout.package_fits(i, &pkg) {
+impl MetaSource {
+    /// Open the meta-data file at `path` and read its outline and
+    /// [`Shape`]. `Ok(None)` for anything out of place: the general path
+    /// then reads the file whole and reports the damage as Go would.
+    pub(crate) fn open(path: &Path) -> Result<Option<(Self, Shape)>, Error> {
+        let io = |e| Error::io(path, e);
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut buf = vec![0; FILE_HEADER_SIZE];
+        if read_at(&file, &mut buf, 0).is_err() {
             return Ok(None);
         }
-        let first_slot = slot;
-        slot += pkg.units.len();
-        if filter.is_none_or(|f| f.matches(&pkg.path)) {
-            order.push(Selected {
-                path: pkg.path,
-                blob,
-                first_slot,
-            });
+        let Some(n) = decode_meta::outline_len(&buf).filter(|&n| n <= len) else {
+            return Ok(None);
+        };
+        buf.resize(n as usize, 0);
+        read_at(&file, &mut buf, 0).map_err(io)?;
+        let Ok(outline) = decode_meta::outline(&buf, len as usize) else {
+            return Ok(None);
+        };
+        let mut source = MetaSource {
+            file,
+            path: path.to_path_buf(),
+            outline,
+        };
+        let mut units = Vec::with_capacity(source.outline.blobs.len());
+        for i in 0..source.outline.blobs.len() {
+            source.read(i, &mut buf).map_err(io)?;
+            let Some(u) = decode_meta::package_shape(&buf) else {
+                return Ok(None);
+            };
+            units.push(u);
         }
+        let shape = Shape {
+            mode: source.outline.mode,
+            granularity: source.outline.granularity,
+            units,
+        };
+        Ok(Some((source, shape)))
     }
-    order.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    if order.windows(2).any(|w| w[0].path == w[1].path) {
-        return Ok(None);
+
+    /// Read package blob `i` into `buf`.
+    fn read(&mut self, i: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        let blob = &self.outline.blobs[i];
+        buf.clear();
+        buf.resize(blob.len(), 0);
+        read_at(&self.file, buf, blob.start as u64)
     }
-    Ok(Some(Index {
-        mode: outline.mode,
-        granularity: outline.granularity,
-        order,
-    }))
+
+    /// Check every package as [`decode_meta::decode`] does (one at a time,
+    /// so little is held) and list those `filter` selects, in import-path
+    /// order. `Ok(None)` when this view does not apply: the counters were
+    /// laid out differently, or an import path appears twice (only in a
+    /// crafted file; the general path merges such packages).
+    pub(crate) fn index(
+        &mut self,
+        layout: &Layout,
+        filter: Option<&PkgFilter>,
+    ) -> Result<Option<Index>, Error> {
+        let mut order = Vec::new();
+        let mut slot = 0usize;
+        let mut buf = Vec::new();
+        for i in 0..self.outline.blobs.len() {
+            self.read(i, &mut buf)
+                .map_err(|e| Error::io(&self.path, e))?;
+            let blob = self.outline.blobs[i].clone();
+            let pkg = decode_meta::decode_package(&buf, blob.start as u64)
+                .map_err(|c| Error::corrupt(&self.path, c))?;
+            if !layout.package_fits(i, &pkg) {
+                return Ok(None);
+            }
+            let first_slot = slot;
+            slot += pkg.units.len();
+            if filter.is_none_or(|f| f.matches(&pkg.path)) {
+                order.push(Selected {
+                    path: pkg.path,
+                    checksum: checksum(&buf),
+                    blob,
+                    first_slot,
+                });
+            }
+        }
+        order.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        if order.windows(2).any(|w| w[0].path == w[1].path) {
+            return Ok(None);
+        }
+        Ok(Some(Index { order }))
+    }
+}
+
+fn checksum(blob: &[u8]) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(blob);
+    h.finish()
 }
 
 impl OneBinary {
-    /// `meta` checked by [`index`], and its merged counts (one per slot of
-    /// the layout `index` accepted).
-    pub(crate) fn new(meta: Vec<u8>, index: Index, counts: Vec<u32>) -> Self {
+    /// A meta-data file whose packages [`MetaSource::index`] checked,
+    /// and its merged counts (one per slot of the layout `index` accepted).
+    pub(crate) fn new(source: MetaSource, index: Index, counts: Vec<u32>) -> Self {
         OneBinary {
-            meta,
-            mode: index.mode,
-            granularity: index.granularity,
+            file: source.file,
+            path: source.path,
+            mode: source.outline.mode,
+            granularity: source.outline.granularity,
             order: index.order,
             counts,
         }
@@ -98,15 +172,21 @@ impl OneBinary {
         self.order.is_empty()
     }
 
-    pub fn granularity(&self) -> Granularity {
-        self.granularity
-    }
-
-    fn package(&self, s: &Selected) -> Option<Package> {
-        // Checked by `index`: decoding cannot fail now.
+    /// Read and decode one package again: the bytes [`index`] checked, or
+    /// an error if the file changed since.
+    fn package(&self, s: &Selected, buf: &mut Vec<u8>) -> Result<Package, Error> {
+        let changed = || Error::Changed {
+            path: self.path.clone(),
+        };
+        buf.clear();
+        buf.resize(s.blob.len(), 0);
+        read_at(&self.file, buf, s.blob.start as u64).map_err(|_| changed())?;
+        if checksum(buf) != s.checksum {
+            return Err(changed());
+        }
         let pkg: MetaPackage =
-            decode_meta::decode_package(&self.meta[s.blob.clone()], s.blob.start as u64).ok()?;
-        Some(groups::single_package(
+            decode_meta::decode_package(buf, s.blob.start as u64).map_err(|_| changed())?;
+        Ok(groups::single_package(
             &pkg,
             s.first_slot,
             &self.counts,
@@ -116,13 +196,38 @@ impl OneBinary {
 
     /// Every package in memory, as a [`Profile`] (for the reports that
     /// need them all at once).
-    pub fn into_profile(self) -> Profile {
-        Profile {
+    pub fn into_profile(self) -> Result<Profile, Error> {
+        let mut buf = Vec::new();
+        let packages = self
+            .order
+            .iter()
+            .map(|s| self.package(s, &mut buf))
+            .collect::<Result<_, _>>()?;
+        Ok(Profile {
             mode: self.mode,
             granularity: self.granularity,
-            packages: self.order.iter().filter_map(|s| self.package(s)).collect(),
+            packages,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
         }
     }
+    Ok(())
 }
 
 impl Packages for OneBinary {
@@ -133,10 +238,9 @@ impl Packages for OneBinary {
         &self,
         visit: &mut dyn FnMut(&Package) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
+        let mut buf = Vec::new();
         for s in &self.order {
-            if let Some(p) = self.package(s) {
-                visit(&p)?;
-            }
+            visit(&self.package(s, &mut buf).map_err(io::Error::other)?)?;
         }
         Ok(())
     }
@@ -144,16 +248,18 @@ impl Packages for OneBinary {
 
 /// What a load produced: all packages in memory, or one binary's data
 /// decoded package by package.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Coverage {
     Profile(Profile),
     OneBinary(OneBinary),
 }
 
 impl Coverage {
-    pub fn into_profile(self) -> Profile {
+    /// Every package in memory. Fails only if a meta-data file changed
+    /// while it was being read.
+    pub fn into_profile(self) -> Result<Profile, Error> {
         match self {
-            Coverage::Profile(p) => p,
+            Coverage::Profile(p) => Ok(p),
             Coverage::OneBinary(o) => o.into_profile(),
         }
     }
