@@ -28,7 +28,7 @@ pub struct MetaFile {
 
 /// One package of a meta-data file. Function names and files are indices
 /// into `strings`, units of all functions live in one flat `units` vector.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct MetaPackage {
     pub path: String,
     pub name: String,
@@ -69,18 +69,20 @@ pub struct Strings {
 }
 
 impl Strings {
-    fn from_entries(entries: &[&[u8]]) -> Self {
-        let mut text = String::with_capacity(entries.iter().map(|e| e.len()).sum());
-        let mut ends = Vec::with_capacity(entries.len());
+    /// Replace the contents with `entries` (keeping the allocations).
+    fn fill(&mut self, entries: &[&[u8]]) {
+        self.text.clear();
+        self.ends.clear();
+        self.text.reserve(entries.iter().map(|e| e.len()).sum());
+        self.ends.reserve(entries.len());
         for e in entries {
-            // Names are nearly always ASCII: then no UTF-8 decoding.
+            // Names are nearly always ASCII: then no UTF-8 repair.
             match std::str::from_utf8(e) {
-                Ok(s) => text.push_str(s),
-                Err(_) => text.push_str(&String::from_utf8_lossy(e)),
+                Ok(s) => self.text.push_str(s),
+                Err(_) => self.text.push_str(&String::from_utf8_lossy(e)),
             }
-            ends.push(text.len() as u32);
+            self.ends.push(self.text.len() as u32);
         }
-        Strings { text, ends }
     }
 
     /// Entry `i`; callers pass indices validated at decode time.
@@ -377,6 +379,75 @@ pub(crate) fn package_blobs(buf: &[u8], meta: &MetaFile) -> Vec<Vec<u8>> {
 
 /// Decode one package blob found at file offset `base`.
 pub fn decode_package(blob: &[u8], base: u64) -> Result<MetaPackage, Corruption> {
+    let mut p = MetaPackage::default();
+    decode_package_into(blob, base, &mut p)?;
+    Ok(p)
+}
+
+/// [`decode_package`] into `out`, reusing its allocations (for readers
+/// that go through many packages one at a time). On error `out` holds
+/// part of the package.
+pub fn decode_package_into(
+    blob: &[u8],
+    base: u64,
+    out: &mut MetaPackage,
+) -> Result<(), Corruption> {
+    let mut functions = std::mem::take(&mut out.functions);
+    let mut units = std::mem::take(&mut out.units);
+    functions.clear();
+    units.clear();
+    let mut scratch = Vec::new();
+    let walked = walk_package(blob, base, out, &mut scratch, |f| {
+        let start = units.len();
+        units.extend_from_slice(f.units);
+        // The flat vector is indexed with u32 (a 20 GB package).
+        let len = u32::try_from(units.len()).map_err(|_| {
+            Corruption::new(
+                base,
+                CorruptionKind::OutOfRange {
+                    what: "unit count",
+                    value: units.len() as u64,
+                    limit: u64::from(u32::MAX),
+                },
+            )
+        })?;
+        functions.push(MetaFunction {
+            name: f.name_index,
+            file: f.file_index,
+            literal: f.literal,
+            units_start: start as u32,
+            units_len: len - start as u32,
+        });
+        Ok(())
+    });
+    out.functions = functions;
+    out.units = units;
+    walked
+}
+
+/// One function of a package blob, as [`walk_package`] hands it out.
+pub struct FunctionView<'s, 'u> {
+    pub name: &'s str,
+    pub file: &'s str,
+    /// Indices of `name` and `file` in the package's string table.
+    pub name_index: u32,
+    pub file_index: u32,
+    pub literal: bool,
+    pub units: &'u [UnitPos],
+}
+
+/// Decode a package blob found at file offset `base` without keeping its
+/// functions: the header and string table into `head` (its `functions`
+/// and `units` are left as they are), then each function to `visit`, its
+/// blocks decoded into `units` (a buffer reused from one to the next).
+/// Checks what [`decode_package`] checks; `visit`'s error stops the walk.
+pub fn walk_package<'s>(
+    blob: &[u8],
+    base: u64,
+    head: &'s mut MetaPackage,
+    units: &mut Vec<UnitPos>,
+    mut visit: impl FnMut(FunctionView<'s, '_>) -> Result<(), Corruption>,
+) -> Result<(), Corruption> {
     let mut r = Reader::new(blob, base);
     let length = r.u32_le("package header")?;
     let name_idx = r.u32_le("package header")?;
@@ -391,11 +462,18 @@ pub fn decode_package(blob: &[u8], base: u64) -> Result<MetaPackage, Corruption>
     let strtab_at = usize::try_from(strtab_at).unwrap_or(usize::MAX);
     r.seek(strtab_at, "package string table offset")?;
     let strtab = StringTable::read(&mut r)?;
-    let strings = Strings::from_entries(&strtab.entries);
-    let get = |i: u32| -> Result<String, Corruption> { strtab.string(u64::from(i)) };
-
-    let mut functions = Vec::with_capacity(num_funcs as usize);
-    let mut units = Vec::new();
+    head.strings.fill(&strtab.entries);
+    for (field, i) in [
+        (&mut head.path, path_idx),
+        (&mut head.name, name_idx),
+        (&mut head.module_path, module_idx),
+    ] {
+        strtab.get(u64::from(i))?;
+        field.clear();
+        field.push_str(head.strings.get(i));
+    }
+    head.hash = hash;
+    let head: &'s MetaPackage = head;
     for fidx in 0..num_funcs {
         let loc = PACKAGE_HEADER_SIZE + 4 * fidx as usize;
         r.seek(loc, "function offset table")?;
@@ -429,7 +507,7 @@ pub fn decode_package(blob: &[u8], base: u64) -> Result<MetaPackage, Corruption>
                 limit: remaining,
             }));
         }
-        let start = units.len();
+        units.clear();
         for _ in 0..n_units {
             units.push(UnitPos {
                 start_line: r.uleb32("unit")?,
@@ -440,28 +518,14 @@ pub fn decode_package(blob: &[u8], base: u64) -> Result<MetaPackage, Corruption>
             });
         }
         let literal = r.uleb("function")? != 0;
-        if u32::try_from(units.len()).is_err() {
-            return Err(r.err(CorruptionKind::OutOfRange {
-                what: "unit count",
-                value: units.len() as u64,
-                limit: u64::from(u32::MAX),
-            }));
-        }
-        functions.push(MetaFunction {
-            name,
-            file,
+        visit(FunctionView {
+            name: head.strings.get(name),
+            file: head.strings.get(file),
+            name_index: name,
+            file_index: file,
             literal,
-            units_start: start as u32,
-            units_len: (units.len() - start) as u32,
-        });
+            units,
+        })?;
     }
-    Ok(MetaPackage {
-        path: get(path_idx)?,
-        name: get(name_idx)?,
-        module_path: get(module_idx)?,
-        hash,
-        strings,
-        functions,
-        units,
-    })
+    Ok(())
 }

@@ -55,7 +55,7 @@ pub struct Profile {
 }
 
 /// One Go package.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Package {
     /// Import path, e.g. `example.com/app/internal/store`.
     pub path: String,

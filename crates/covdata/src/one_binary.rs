@@ -120,20 +120,29 @@ impl MetaSource {
         let mut order = Vec::new();
         let mut slot = 0usize;
         let mut buf = Vec::new();
+        let mut pkg = MetaPackage::default();
+        let mut units = Vec::new();
         for i in 0..self.outline.blobs.len() {
             self.read(i, &mut buf)
                 .map_err(|e| Error::io(&self.path, e))?;
             let blob = self.outline.blobs[i].clone();
-            let pkg = decode_meta::decode_package(&buf, blob.start as u64)
-                .map_err(|c| Error::corrupt(&self.path, c))?;
-            if !layout.package_fits(i, &pkg) {
+            // The blocks of each function, as the counters were laid out.
+            let (mut fits, mut functions, mut blocks) = (true, 0u32, 0usize);
+            decode_meta::walk_package(&buf, blob.start as u64, &mut pkg, &mut units, |f| {
+                fits &= layout.function(i as u32, functions).map(|(_, n)| n) == Some(f.units.len());
+                functions += 1;
+                blocks += f.units.len();
+                Ok(())
+            })
+            .map_err(|c| Error::corrupt(&self.path, c))?;
+            if !fits || layout.function(i as u32, functions).is_some() {
                 return Ok(None);
             }
             let first_slot = slot;
-            slot += pkg.units.len();
+            slot += blocks;
             if filter.is_none_or(|f| f.matches(&pkg.path)) {
                 order.push(Selected {
-                    path: pkg.path,
+                    path: pkg.path.clone(),
                     checksum: checksum(&buf),
                     blob,
                     first_slot,
@@ -172,9 +181,10 @@ impl OneBinary {
         self.order.is_empty()
     }
 
-    /// Read and decode one package again: the bytes [`index`] checked, or
-    /// an error if the file changed since.
-    fn package(&self, s: &Selected, buf: &mut Vec<u8>) -> Result<Package, Error> {
+    /// Read and decode one package again into `out`: the bytes
+    /// [`MetaSource::index`] checked, or an error if the file changed since.
+    fn package(&self, s: &Selected, scratch: &mut Scratch, out: &mut Package) -> Result<(), Error> {
+        let Scratch { buf, single } = scratch;
         let changed = || Error::Changed {
             path: self.path.clone(),
         };
@@ -184,24 +194,23 @@ impl OneBinary {
         if checksum(buf) != s.checksum {
             return Err(changed());
         }
-        let pkg: MetaPackage =
-            decode_meta::decode_package(buf, s.blob.start as u64).map_err(|_| changed())?;
-        Ok(groups::single_package(
-            &pkg,
-            s.first_slot,
-            &self.counts,
-            self.mode == CounterMode::Set,
-        ))
+        let set = self.mode == CounterMode::Set;
+        let base = s.blob.start as u64;
+        groups::single_package(buf, base, s.first_slot, &self.counts, set, out, single)
+            .map_err(|_| changed())
     }
 
     /// Every package in memory, as a [`Profile`] (for the reports that
     /// need them all at once).
     pub fn into_profile(self) -> Result<Profile, Error> {
-        let mut buf = Vec::new();
+        let mut scratch = Scratch::default();
         let packages = self
             .order
             .iter()
-            .map(|s| self.package(s, &mut buf))
+            .map(|s| {
+                let mut p = Package::default();
+                self.package(s, &mut scratch, &mut p).map(|()| p)
+            })
             .collect::<Result<_, _>>()?;
         Ok(Profile {
             mode: self.mode,
@@ -209,6 +218,13 @@ impl OneBinary {
             packages,
         })
     }
+}
+
+/// Buffers reused from one package to the next.
+#[derive(Default)]
+struct Scratch {
+    buf: Vec<u8>,
+    single: groups::SingleScratch,
 }
 
 #[cfg(unix)]
@@ -238,9 +254,12 @@ impl Packages for OneBinary {
         &self,
         visit: &mut dyn FnMut(&Package) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        let mut buf = Vec::new();
+        let mut scratch = Scratch::default();
+        let mut package = Package::default();
         for s in &self.order {
-            visit(&self.package(s, &mut buf).map_err(io::Error::other)?)?;
+            self.package(s, &mut scratch, &mut package)
+                .map_err(io::Error::other)?;
+            visit(&package)?;
         }
         Ok(())
     }

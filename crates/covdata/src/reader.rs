@@ -169,10 +169,6 @@ impl<'a> StringTable<'a> {
                 },
             ))
     }
-
-    pub(crate) fn string(&self, index: u64) -> Result<String, Corruption> {
-        self.get(index).map(lossy)
-    }
 }
 
 /// Go strings are bytes; names in valid data are UTF-8, anything else is

@@ -73,19 +73,6 @@ impl Layout {
                 .eq(self.functions.iter().map(|&(_, n)| n))
     }
 
-    /// Whether package `i` of the meta-data decoded as `pkg` (same
-    /// functions, same block counts).
-    pub fn package_fits(&self, i: usize, pkg: &crate::decode_meta::MetaPackage) -> bool {
-        let (Some(&s), Some(&e)) = (self.package_start.get(i), self.package_start.get(i + 1))
-        else {
-            return false;
-        };
-        self.functions[s as usize..e as usize]
-            .iter()
-            .map(|&(_, n)| n)
-            .eq(pkg.functions.iter().map(|f| f.units_len))
-    }
-
     /// Number of counter slots (units) in the whole file.
     pub fn slots(&self) -> usize {
         self.slots

@@ -13,7 +13,8 @@
 
 use super::FxHashMap;
 use super::counters::Layout;
-use crate::decode_meta::{MetaFile, MetaPackage};
+use crate::decode_meta::{MetaFile, MetaPackage, UnitPos, walk_package};
+use crate::error::Corruption;
 use crate::model::{CounterMode, Function, Granularity, Package, Profile, Unit};
 use crate::pkgpattern::PkgFilter;
 
@@ -220,41 +221,65 @@ impl ProfileBuilder {
     }
 }
 
-/// The [`Package`] of a binary that is the only input: what
-/// [`ProfileBuilder`] makes of it, from the package's meta-data and the
-/// merged counts (its blocks' slots start at `first_slot`, in meta order).
+/// The [`Package`] of a binary that is the only input, decoded from its
+/// meta-data blob (at file offset `base`) straight into `out`: what
+/// [`ProfileBuilder`] makes of it with the merged counts (its blocks'
+/// slots start at `first_slot`, in meta order). `out` and `scratch` are
+/// reused from one package to the next, as reports go through packages one
+/// at a time.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn single_package(
-    pkg: &MetaPackage,
+    blob: &[u8],
+    base: u64,
     first_slot: usize,
     counts: &[u32],
     set: bool,
-) -> Package {
-    let mut functions: Vec<Function> = Vec::with_capacity(pkg.functions.len());
+    out: &mut Package,
+    scratch: &mut SingleScratch,
+) -> Result<(), Corruption> {
+    let SingleScratch { head, units, spare } = scratch;
+    spare.append(&mut out.functions);
+    let functions = &mut out.functions;
+    // Sized from the function count in the package header (a hint).
+    let functions_hint = blob
+        .get(40..44)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .min(blob.len() / 4);
     let mut by_name: FxHashMap<(&str, &str), [Option<u32>; 2]> =
-        FxHashMap::with_capacity_and_hasher(pkg.functions.len(), Default::default());
+        FxHashMap::with_capacity_and_hasher(functions_hint, Default::default());
     let mut slot = first_slot;
-    for f in &pkg.functions {
-        let units = pkg.function_units(f);
+    walk_package(blob, base, head, units, |f| {
         let start = slot;
-        slot += units.len();
-        if units.is_empty() {
-            continue;
+        slot += f.units.len();
+        if f.units.is_empty() {
+            return Ok(());
         }
-        let (file, name) = (pkg.function_file(f), pkg.function_name(f));
-        let index = &mut by_name.entry((file, name)).or_default()[usize::from(f.literal)];
+        let index = &mut by_name.entry((f.file, f.name)).or_default()[usize::from(f.literal)];
         let i = *index.get_or_insert_with(|| {
-            functions.push(Function {
-                name: name.to_string(),
-                file: file.to_string(),
-                literal: f.literal,
-                units: Vec::with_capacity(units.len()),
+            let mut func = spare.pop().unwrap_or_else(|| Function {
+                name: String::new(),
+                file: String::new(),
+                literal: false,
+                units: Vec::new(),
             });
+            func.name.clear();
+            func.name.push_str(f.name);
+            func.file.clear();
+            func.file.push_str(f.file);
+            func.literal = f.literal;
+            // Reused, but not kept much larger than needed: a package's
+            // memory stays that of its own functions.
+            if func.units.capacity() > 2 * f.units.len() + 32 {
+                func.units = Vec::new();
+            }
+            func.units.clear();
+            functions.push(func);
             functions.len() as u32 - 1
         });
-        let func = &mut functions[i as usize];
         let src = counts.get(start..slot).unwrap_or_default();
-        func.units
-            .extend(units.iter().enumerate().map(|(k, u)| Unit {
+        functions[i as usize]
+            .units
+            .extend(f.units.iter().enumerate().map(|(k, u)| Unit {
                 start_line: u.start_line,
                 start_col: u.start_col,
                 end_line: u.end_line,
@@ -262,17 +287,30 @@ pub(crate) fn single_package(
                 statements: u.statements,
                 count: merge_count(0, src.get(k).copied().unwrap_or(0), set),
             }));
+        Ok(())
+    })?;
+    drop(by_name);
+    for (to, from) in [
+        (&mut out.path, &head.path),
+        (&mut out.name, &head.name),
+        (&mut out.module_path, &head.module_path),
+    ] {
+        to.clone_from(from);
     }
-    let mut scratch = Vec::new();
-    for f in &mut functions {
-        collapse(&mut f.units, set, &mut scratch);
+    let mut starts = Vec::new();
+    for f in out.functions.iter_mut() {
+        collapse(&mut f.units, set, &mut starts);
     }
-    Package {
-        path: pkg.path.clone(),
-        name: pkg.name.clone(),
-        module_path: pkg.module_path.clone(),
-        functions,
-    }
+    Ok(())
+}
+
+/// Buffers [`single_package`] reuses from one package to the next.
+#[derive(Debug, Default)]
+pub(crate) struct SingleScratch {
+    head: MetaPackage,
+    units: Vec<UnitPos>,
+    /// Functions of earlier packages, for their allocations.
+    spare: Vec<Function>,
 }
 
 impl PackageAcc {
@@ -314,20 +352,16 @@ fn position(u: &Unit) -> Position {
 /// Collapse blocks of identical position and statement count into the
 /// first of them, merging counts. Blocks usually come in increasing order
 /// of start position, which proves there are none; otherwise a sort tells.
-fn collapse(units: &mut Vec<Unit>, set: bool, scratch: &mut Vec<(Position, u32)>) {
+fn collapse(units: &mut Vec<Unit>, set: bool, starts: &mut Vec<u64>) {
     let start = |u: &Unit| (u64::from(u.start_line) << 32) | u64::from(u.start_col);
     if units.windows(2).all(|w| start(&w[0]) < start(&w[1])) {
         return;
     }
-    scratch.clear();
-    scratch.extend(
-        units
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (position(u), i as u32)),
-    );
-    scratch.sort_unstable();
-    if scratch.windows(2).all(|w| w[0].0 != w[1].0) {
+    // Identical blocks start alike: distinct starts prove there are none.
+    starts.clear();
+    starts.extend(units.iter().map(start));
+    starts.sort_unstable();
+    if starts.windows(2).all(|w| w[0] != w[1]) {
         return;
     }
     // Rare: fold each later duplicate into its first occurrence.
