@@ -155,6 +155,15 @@ pub trait Packages {
         &self,
         visit: &mut dyn FnMut(&Package) -> std::io::Result<()>,
     ) -> std::io::Result<()>;
+    /// Each package's import path and statements, in import-path order
+    /// (what `percent` prints; a source may know them without building
+    /// the packages).
+    fn statements(
+        &self,
+        visit: &mut dyn FnMut(&str, Statements) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        self.for_each(&mut |p| visit(&p.path, p.statements()))
+    }
 }
 
 impl Packages for Profile {

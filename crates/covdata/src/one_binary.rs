@@ -7,8 +7,11 @@
 //! the bench's data that was most of the peak memory and a third of the
 //! time).
 
+use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::hash::Hasher;
+
+use rustc_hash::FxHashMap;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use crate::decode_meta::{self, FILE_HEADER_SIZE, MetaPackage, Outline, Shape};
 use crate::error::Error;
 use crate::merge::counters::Layout;
 use crate::merge::groups;
-use crate::model::{CounterMode, Granularity, Package, Packages, Profile};
+use crate::model::{CounterMode, Granularity, Package, Packages, Profile, Statements};
 use crate::pkgpattern::PkgFilter;
 
 /// One binary's merged coverage; see the module doc.
@@ -32,6 +35,7 @@ pub struct OneBinary {
     order: Vec<Selected>,
     /// Merged counts, one per block, in meta-data order.
     counts: Vec<u32>,
+    statements: SlotStatements,
 }
 
 /// A package of the meta-data file: where its blob is, a checksum of the
@@ -42,6 +46,11 @@ pub(crate) struct Selected {
     blob: Range<usize>,
     checksum: u64,
     first_slot: usize,
+    slots: usize,
+    /// No two blocks of a function start alike and no function appears
+    /// twice: no blocks collapse, so the statements of its slots are the
+    /// package's (what `percent` needs, without decoding it again).
+    plain: bool,
 }
 
 /// A meta-data file, open, read one package blob at a time.
@@ -56,6 +65,33 @@ pub(crate) struct MetaSource {
 #[derive(Debug)]
 pub(crate) struct Index {
     order: Vec<Selected>,
+    statements: SlotStatements,
+}
+
+/// Statements per slot: one byte each, larger counts (rare) on the side.
+#[derive(Debug, Default)]
+struct SlotStatements {
+    small: Vec<u8>,
+    wide: rustc_hash::FxHashMap<usize, u32>,
+}
+
+impl SlotStatements {
+    fn push(&mut self, n: u32) {
+        match u8::try_from(n) {
+            Ok(b) if b != u8::MAX => self.small.push(b),
+            _ => {
+                self.wide.insert(self.small.len(), n);
+                self.small.push(u8::MAX);
+            }
+        }
+    }
+    fn get(&self, slot: usize) -> u32 {
+        match self.small.get(slot) {
+            Some(&u8::MAX) => self.wide.get(&slot).copied().unwrap_or(0),
+            Some(&b) => u32::from(b),
+            None => 0,
+        }
+    }
 }
 
 impl MetaSource {
@@ -122,19 +158,54 @@ impl MetaSource {
         let mut buf = Vec::new();
         let mut pkg = MetaPackage::default();
         let mut units = Vec::new();
+        let mut statements = SlotStatements::default();
+        let (mut starts, mut all_starts) = (Vec::new(), Vec::new());
         for i in 0..self.outline.blobs.len() {
             self.read(i, &mut buf)
                 .map_err(|e| Error::io(&self.path, e))?;
             let blob = self.outline.blobs[i].clone();
             // The blocks of each function, as the counters were laid out.
             let (mut fits, mut functions, mut blocks) = (true, 0u32, 0usize);
+            let mut plain = true;
+            // Sized from the package header's function count (a hint).
+            let hint = buf
+                .get(40..44)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            let mut keys: FxHashMap<_, Range<usize>> =
+                FxHashMap::with_capacity_and_hasher(hint.min(buf.len() / 4), Default::default());
+            let mut repeated: FxHashMap<_, Vec<u64>> = FxHashMap::default();
+            all_starts.clear();
             decode_meta::walk_package(&buf, blob.start as u64, &mut pkg, &mut units, |f| {
                 fits &= layout.function(i as u32, functions).map(|(_, n)| n) == Some(f.units.len());
                 functions += 1;
                 blocks += f.units.len();
+                for u in f.units {
+                    statements.push(u.statements);
+                }
+                if !f.units.is_empty() {
+                    // A function seen again (several `init`s of a file) is
+                    // merged with the first: their blocks together must
+                    // start apart.
+                    let at = all_starts.len();
+                    all_starts.extend(f.units.iter().map(groups::Start::start));
+                    match keys.entry((f.file, f.name, f.literal)) {
+                        Entry::Vacant(e) => {
+                            e.insert(at..all_starts.len());
+                            plain &= groups::distinct_starts(f.units, &mut starts);
+                        }
+                        Entry::Occupied(e) => {
+                            let merged = repeated
+                                .entry(*e.key())
+                                .or_insert_with(|| all_starts[e.get().clone()].to_vec());
+                            merged.extend_from_slice(&all_starts[at..]);
+                            plain &= groups::distinct_starts(merged, &mut starts);
+                        }
+                    }
+                }
                 Ok(())
             })
             .map_err(|c| Error::corrupt(&self.path, c))?;
+            drop((keys, repeated));
             if !fits || layout.function(i as u32, functions).is_some() {
                 return Ok(None);
             }
@@ -146,6 +217,8 @@ impl MetaSource {
                     checksum: checksum(&buf),
                     blob,
                     first_slot,
+                    slots: blocks,
+                    plain,
                 });
             }
         }
@@ -153,7 +226,7 @@ impl MetaSource {
         if order.windows(2).any(|w| w[0].path == w[1].path) {
             return Ok(None);
         }
-        Ok(Some(Index { order }))
+        Ok(Some(Index { order, statements }))
     }
 }
 
@@ -174,6 +247,7 @@ impl OneBinary {
             granularity: source.outline.granularity,
             order: index.order,
             counts,
+            statements: index.statements,
         }
     }
 
@@ -263,6 +337,34 @@ impl Packages for OneBinary {
         }
         Ok(())
     }
+
+    /// Plain packages from the slots' statements and counts, without
+    /// decoding them again.
+    fn statements(
+        &self,
+        visit: &mut dyn FnMut(&str, Statements) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut scratch = Scratch::default();
+        let mut package = Package::default();
+        for s in &self.order {
+            if s.plain {
+                let mut st = Statements::default();
+                for slot in s.first_slot..s.first_slot + s.slots {
+                    let n = u64::from(self.statements.get(slot));
+                    st.total += n;
+                    if self.counts.get(slot).is_some_and(|&c| c != 0) {
+                        st.covered += n;
+                    }
+                }
+                visit(&s.path, st)?;
+            } else {
+                self.package(s, &mut scratch, &mut package)
+                    .map_err(io::Error::other)?;
+                visit(&package.path, package.statements())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a load produced: all packages in memory, or one binary's data
@@ -305,6 +407,15 @@ impl Packages for Coverage {
         match self {
             Coverage::Profile(p) => p.for_each(visit),
             Coverage::OneBinary(o) => o.for_each(visit),
+        }
+    }
+    fn statements(
+        &self,
+        visit: &mut dyn FnMut(&str, Statements) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match self {
+            Coverage::Profile(p) => Packages::statements(p, visit),
+            Coverage::OneBinary(o) => o.statements(visit),
         }
     }
 }

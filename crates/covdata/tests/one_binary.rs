@@ -89,10 +89,83 @@ fn a_meta_file_changed_while_reporting_is_an_error() {
     let mut bytes = std::fs::read(&meta).unwrap();
     *bytes.last_mut().unwrap() ^= 0x55;
     std::fs::write(&meta, &bytes).unwrap();
-    let err = covdata::format::percent::write(&lazy.profile, &mut Vec::new()).unwrap_err();
+    // textfmt reads every package again (percent needs only what was
+    // checked, for packages whose blocks do not collapse).
+    let err = covdata::format::textfmt::write(&lazy.profile, &mut Vec::new()).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("changed while it was being read") && msg.contains("covmeta."),
         "{msg}"
+    );
+}
+
+/// Blocks that collapse (a function listed twice with the same block, and
+/// a function with one block twice): `percent`'s shortcut for plain
+/// packages must not apply, and every report agrees with the general path.
+#[test]
+fn collapsing_blocks_are_reported_as_the_general_path_does() {
+    use covdata::model::{CounterMode, Function, Granularity, Package, Profile, Unit};
+    let unit = |line, count| Unit {
+        start_line: line,
+        start_col: 2,
+        end_line: line + 1,
+        end_col: 3,
+        statements: 2,
+        count,
+    };
+    let function = |name: &str, units| Function {
+        name: name.into(),
+        file: "example.com/p/p.go".into(),
+        literal: false,
+        units,
+    };
+    let profile = Profile {
+        mode: CounterMode::Count,
+        granularity: Granularity::PerBlock,
+        packages: vec![
+            Package {
+                path: "example.com/p".into(),
+                name: "p".into(),
+                module_path: "example.com/p".into(),
+                functions: vec![
+                    function("init", vec![unit(3, 0)]),
+                    function("init", vec![unit(3, 4), unit(9, 0)]),
+                    function("F", vec![unit(20, 0), unit(20, 1), unit(30, 0)]),
+                ],
+            },
+            Package {
+                path: "example.com/q".into(),
+                name: "q".into(),
+                module_path: "example.com/p".into(),
+                functions: vec![function("G", vec![unit(5, 1), unit(7, 0)])],
+            },
+        ],
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    covdata::encode::write_dir(&profile, tmp.path()).unwrap();
+    let inputs = [tmp.path().to_path_buf()];
+    let lazy = load_lazily(&inputs, &LoadOptions::default()).unwrap();
+    assert!(matches!(lazy.profile, Coverage::OneBinary(_)));
+    let general = load(&inputs, &LoadOptions::default()).unwrap().profile;
+    type Writer = fn(&dyn covdata::model::Packages, &mut dyn std::io::Write) -> std::io::Result<()>;
+    for write in [
+        covdata::format::percent::write as Writer,
+        covdata::format::textfmt::write,
+        covdata::format::func::write,
+    ] {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write(&lazy.profile, &mut a).unwrap();
+        write(&general, &mut b).unwrap();
+        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+    }
+    // The collapsed blocks count once: p has 4 distinct blocks of 2
+    // statements, 2 of them run.
+    let mut percent = Vec::new();
+    covdata::format::percent::write(&lazy.profile, &mut percent).unwrap();
+    assert!(
+        String::from_utf8_lossy(&percent)
+            .contains("example.com/p\t\tcoverage: 50.0% of statements"),
+        "{}",
+        String::from_utf8_lossy(&percent)
     );
 }

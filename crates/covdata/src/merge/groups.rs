@@ -337,6 +337,41 @@ fn merge_count(a: u32, b: u32, set: bool) -> u32 {
     }
 }
 
+/// Whether no two of `units` start at the same line and column (usually
+/// they come in increasing order, which shows it at once).
+pub(crate) fn distinct_starts<U: Start>(units: &[U], starts: &mut Vec<u64>) -> bool {
+    if units.windows(2).all(|w| w[0].start() < w[1].start()) {
+        return true;
+    }
+    starts.clear();
+    starts.extend(units.iter().map(U::start));
+    starts.sort_unstable();
+    starts.windows(2).all(|w| w[0] != w[1])
+}
+
+/// A block's start, packed for comparison.
+pub(crate) trait Start {
+    fn start(&self) -> u64;
+}
+
+impl Start for Unit {
+    fn start(&self) -> u64 {
+        (u64::from(self.start_line) << 32) | u64::from(self.start_col)
+    }
+}
+
+impl Start for u64 {
+    fn start(&self) -> u64 {
+        *self
+    }
+}
+
+impl Start for UnitPos {
+    fn start(&self) -> u64 {
+        (u64::from(self.start_line) << 32) | u64::from(self.start_col)
+    }
+}
+
 type Position = (u32, u32, u32, u32, u32);
 
 fn position(u: &Unit) -> Position {
@@ -353,15 +388,8 @@ fn position(u: &Unit) -> Position {
 /// first of them, merging counts. Blocks usually come in increasing order
 /// of start position, which proves there are none; otherwise a sort tells.
 fn collapse(units: &mut Vec<Unit>, set: bool, starts: &mut Vec<u64>) {
-    let start = |u: &Unit| (u64::from(u.start_line) << 32) | u64::from(u.start_col);
-    if units.windows(2).all(|w| start(&w[0]) < start(&w[1])) {
-        return;
-    }
     // Identical blocks start alike: distinct starts prove there are none.
-    starts.clear();
-    starts.extend(units.iter().map(start));
-    starts.sort_unstable();
-    if starts.windows(2).all(|w| w[0] != w[1]) {
+    if distinct_starts(units, starts) {
         return;
     }
     // Rare: fold each later duplicate into its first occurrence.

@@ -26,3 +26,15 @@ func Unused(x int) int {
 	}
 	return -x
 }
+
+// Two init functions in one file: the meta-data lists both as "init", and
+// reports merge them into one function (as Go's do).
+var ops []string
+
+func init() { ops = append(ops, "add", "mul") }
+
+func init() {
+	if len(ops) > 0 {
+		ops = append(ops, "div")
+	}
+}
