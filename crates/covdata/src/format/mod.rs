@@ -23,27 +23,75 @@ use crate::model::{Function, Package, Unit};
 /// A package's blocks in Go's output order: by file, start line, end line,
 /// start column, end column, statements.
 pub(crate) fn sorted_units(pkg: &Package) -> Vec<(&Function, &Unit)> {
-    // Files compared once, as ranks, and the order packed into three
-    // integers: the sort compares those, and names only on ties.
+    // Files compared once, as ranks, and the order packed into integers:
+    // the sort compares those, and names only on ties.
     let mut files: Vec<&str> = pkg.functions.iter().map(|f| f.file.as_str()).collect();
     files.sort_unstable();
     files.dedup();
-    let rank = |f: &Function| files.binary_search(&f.file.as_str()).unwrap_or(0) as u64;
-    let pair = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
+    let ranks: Vec<u32> = pkg
+        .functions
+        .iter()
+        .map(|f| files.binary_search(&f.file.as_str()).unwrap_or(0) as u32)
+        .collect();
+    let fields = |r: u32, u: &Unit| {
+        [
+            r,
+            u.start_line,
+            u.end_line,
+            u.start_col,
+            u.end_col,
+            u.statements,
+        ]
+    };
+    // Bits each field needs in this package: when they add up to 64 (in
+    // real code they do), one u64 per block holds the whole order.
+    let mut max = [0u32; 6];
+    for (f, &r) in pkg.functions.iter().zip(&ranks) {
+        for u in &f.units {
+            for (m, v) in max.iter_mut().zip(fields(r, u)) {
+                *m = (*m).max(v);
+            }
+        }
+    }
+    let widths = max.map(|m| 32 - m.leading_zeros());
+    if widths.iter().sum::<u32>() <= 64 {
+        let pack = |r: u32, u: &Unit| {
+            fields(r, u)
+                .iter()
+                .zip(widths)
+                .fold(0u64, |k, (&v, w)| (k << w) | u64::from(v))
+        };
+        sort_blocks(pkg, &ranks, pack)
+    } else {
+        let pair = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
+        sort_blocks(pkg, &ranks, |r, u| {
+            [
+                pair(r, u.start_line),
+                pair(u.end_line, u.start_col),
+                pair(u.end_col, u.statements),
+            ]
+        })
+    }
+}
+
+/// The blocks sorted by `key` (file rank and block), ties broken by
+/// function name, literal flag and count.
+fn sort_blocks<'p, K: Ord + Copy>(
+    pkg: &'p Package,
+    ranks: &[u32],
+    key: impl Fn(u32, &Unit) -> K,
+) -> Vec<(&'p Function, &'p Unit)> {
     // Sized exactly, and indices instead of references: this vector is
     // the peak of a report's memory (a package can have 17k blocks).
     let total = pkg.functions.iter().map(|f| f.units.len()).sum();
-    let mut v: Vec<([u64; 3], u32, u32)> = Vec::with_capacity(total);
-    for (fi, f) in pkg.functions.iter().enumerate() {
-        let r = rank(f);
-        v.extend(f.units.iter().enumerate().map(|(ui, u)| {
-            let key = [
-                (r << 32) | u64::from(u.start_line),
-                pair(u.end_line, u.start_col),
-                pair(u.end_col, u.statements),
-            ];
-            (key, fi as u32, ui as u32)
-        }));
+    let mut v: Vec<(K, u32, u32)> = Vec::with_capacity(total);
+    for (fi, (f, &r)) in pkg.functions.iter().zip(ranks).enumerate() {
+        v.extend(
+            f.units
+                .iter()
+                .enumerate()
+                .map(|(ui, u)| (key(r, u), fi as u32, ui as u32)),
+        );
     }
     let at = |f: u32, u: u32| {
         let f = &pkg.functions[f as usize];

@@ -7,28 +7,32 @@ use crate::model::Packages;
 /// `mode: <mode>` then `file:sl.sc,el.ec stmts count` per block.
 pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "mode: {}", packages.mode().as_str())?;
-    let mut line = Vec::with_capacity(256);
+    // Lines are put together in one buffer, written out in large pieces.
+    let mut out = Vec::with_capacity(1 << 16);
     packages.for_each(&mut |pkg| {
         for (f, u) in super::sorted_units(pkg) {
-            line.clear();
-            line.extend_from_slice(f.file.as_bytes());
-            line.push(b':');
-            push_u32(&mut line, u.start_line);
-            line.push(b'.');
-            push_u32(&mut line, u.start_col);
-            line.push(b',');
-            push_u32(&mut line, u.end_line);
-            line.push(b'.');
-            push_u32(&mut line, u.end_col);
-            line.push(b' ');
-            push_u32(&mut line, u.statements);
-            line.push(b' ');
-            push_u32(&mut line, u.count);
-            line.push(b'\n');
-            w.write_all(&line)?;
+            out.extend_from_slice(f.file.as_bytes());
+            out.push(b':');
+            push_u32(&mut out, u.start_line);
+            out.push(b'.');
+            push_u32(&mut out, u.start_col);
+            out.push(b',');
+            push_u32(&mut out, u.end_line);
+            out.push(b'.');
+            push_u32(&mut out, u.end_col);
+            out.push(b' ');
+            push_u32(&mut out, u.statements);
+            out.push(b' ');
+            push_u32(&mut out, u.count);
+            out.push(b'\n');
+            if out.len() >= 1 << 16 {
+                w.write_all(&out)?;
+                out.clear();
+            }
         }
         Ok(())
-    })
+    })?;
+    w.write_all(&out)
 }
 
 fn push_u32(out: &mut Vec<u8>, v: u32) {
