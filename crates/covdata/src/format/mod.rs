@@ -114,3 +114,56 @@ fn sort_blocks<'p, K: Ord + Copy>(
 pub(crate) fn pct1(v: f64) -> String {
     format!("{v:.1}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both key layouts (packed into one u64, and the wide fallback) give
+    /// the order of a plain sort on all fields.
+    #[test]
+    fn sorted_units_follow_go_order_with_either_key() {
+        for scale in [1u32, 1 << 29] {
+            let unit = |sl: u32, sc: u32, el: u32, ec: u32, count| Unit {
+                start_line: sl * scale,
+                start_col: sc,
+                end_line: el * scale,
+                end_col: ec,
+                statements: 1,
+                count,
+            };
+            let function = |name: &str, file: &str, units| Function {
+                name: name.into(),
+                file: file.into(),
+                literal: false,
+                units,
+            };
+            let pkg = Package {
+                functions: vec![
+                    function("B", "b.go", vec![unit(3, 1, 4, 2, 0), unit(1, 5, 2, 1, 0)]),
+                    function("A", "a.go", vec![unit(2, 1, 3, 1, 1), unit(2, 1, 2, 9, 0)]),
+                    function("C", "a.go", vec![unit(2, 1, 3, 1, 0), unit(1, 9, 1, 9, 3)]),
+                ],
+                ..Package::default()
+            };
+            let mut naive: Vec<(&Function, &Unit)> = pkg
+                .functions
+                .iter()
+                .flat_map(|f| f.units.iter().map(move |u| (f, u)))
+                .collect();
+            naive.sort_by_key(|(f, u)| {
+                (
+                    f.file.clone(),
+                    u.start_line,
+                    u.end_line,
+                    u.start_col,
+                    u.end_col,
+                    u.statements,
+                    f.name.clone(),
+                    u.count,
+                )
+            });
+            assert_eq!(sorted_units(&pkg), naive, "scale {scale}");
+        }
+    }
+}
