@@ -509,12 +509,22 @@ pub fn walk_package<'s>(
         }
         units.clear();
         for _ in 0..n_units {
+            let [start_line, start_col, end_line, end_col, statements] = match r.uleb32x5() {
+                Some(v) => v,
+                None => [
+                    r.uleb32("unit")?,
+                    r.uleb32("unit")?,
+                    r.uleb32("unit")?,
+                    r.uleb32("unit")?,
+                    r.uleb32("unit")?,
+                ],
+            };
             units.push(UnitPos {
-                start_line: r.uleb32("unit")?,
-                start_col: r.uleb32("unit")?,
-                end_line: r.uleb32("unit")?,
-                end_col: r.uleb32("unit")?,
-                statements: r.uleb32("unit")?,
+                start_line,
+                start_col,
+                end_line,
+                end_col,
+                statements,
             });
         }
         let literal = r.uleb("function")? != 0;

@@ -119,6 +119,34 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Five ULEB128 values (a block's position and statement count) when
+    /// each takes at most three bytes and 15 bytes remain: the common case,
+    /// without a bounds check per byte. `None` leaves the cursor as it was
+    /// (read them one by one then).
+    #[inline(always)]
+    pub(crate) fn uleb32x5(&mut self) -> Option<[u32; 5]> {
+        let b: &[u8; 15] = self.buf.get(self.pos..self.pos + 15)?.try_into().ok()?;
+        let mut out = [0u32; 5];
+        let mut p = 0;
+        for o in &mut out {
+            let (x, y, z) = (b[p], b[p + 1], b[p + 2]);
+            if x < 0x80 {
+                *o = u32::from(x);
+                p += 1;
+            } else if y < 0x80 {
+                *o = u32::from(x & 0x7f) | u32::from(y) << 7;
+                p += 2;
+            } else if z < 0x80 {
+                *o = u32::from(x & 0x7f) | u32::from(y & 0x7f) << 7 | u32::from(z) << 14;
+                p += 3;
+            } else {
+                return None;
+            }
+        }
+        self.pos += p;
+        Some(out)
+    }
+
     /// A ULEB128 value truncated to 32 bits, as Go's decoders do.
     #[inline(always)]
     pub(crate) fn uleb32(&mut self, what: &'static str) -> Result<u32, Corruption> {
