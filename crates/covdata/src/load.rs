@@ -429,11 +429,30 @@ fn combine_results(
     Ok((total.unwrap_or_else(|| Tally::new(layout, mode)), findings))
 }
 
+/// Read a whole file into `buf`, which the caller reuses from file to
+/// file: open, read until end of file, close. (`read_to_end` asks for the
+/// size and position first, two more system calls a file; with the
+/// buffer already as large as the files, that knowledge saves nothing.)
 fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), Error> {
     use std::io::Read;
-    buf.clear();
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    f.read_to_end(buf).map_err(|e| Error::io(path, e))?;
+    // Read into the whole allocation. It holds the previous file, so only
+    // the part beyond that is zeroed (`read` needs initialized bytes).
+    let capacity = buf.capacity().max(64 * 1024);
+    buf.resize(capacity, 0);
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(2 * len, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    buf.truncate(len);
     Ok(())
 }
 

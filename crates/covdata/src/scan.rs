@@ -13,7 +13,9 @@
 //! twice through overlapping inputs or symlinks is read once; files that
 //! are not coverage data produce warnings instead of silence.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::Error;
@@ -62,15 +64,27 @@ fn all_digits(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(u8::is_ascii_digit)
 }
 
+const META_PREFIX: &[u8] = b"covmeta.";
+const COUNTERS_PREFIX: &[u8] = b"covcounters.";
+
+/// Where the tag starts in the name of a meta-data (else counter) file.
+fn tag_start(meta: bool) -> usize {
+    if meta {
+        META_PREFIX.len()
+    } else {
+        COUNTERS_PREFIX.len()
+    }
+}
+
 /// Classify a base name as Go's regexps do: `^covmeta\.(\S+)$` and
 /// `^covcounters\.(\S+)\.(\d+)\.(\d+)+$`.
 pub(crate) fn classify(name: &[u8]) -> FileKind<'_> {
-    if let Some(tag) = name.strip_prefix(b"covmeta.")
+    if let Some(tag) = name.strip_prefix(META_PREFIX)
         && valid_tag(tag)
     {
         return FileKind::Meta { tag };
     }
-    if let Some(rest) = name.strip_prefix(b"covcounters.") {
+    if let Some(rest) = name.strip_prefix(COUNTERS_PREFIX) {
         // The two numeric fields are the last two dot-separated parts; the
         // tag (greedy \S+) is everything before them.
         let mut parts = rest.rsplitn(3, |&b| b == b'.');
@@ -126,15 +140,36 @@ struct Found {
     input: usize,
 }
 
+/// A coverage file reached through a symbolic link, or the first one
+/// below such a file's folder: where duplicates may come from.
+struct Linked {
+    /// Index in the walk order of coverage files.
+    at: usize,
+    canonical: PathBuf,
+}
+
+/// A coverage file in walk order, before duplicates are dropped.
+struct Walked {
+    path: PathBuf,
+    input: usize,
+    /// A meta-data file (else a counter file) and where its tag ends in
+    /// the file name (it starts after the prefix).
+    meta: bool,
+    tag_end: usize,
+    /// The canonical folder (an index into `canonical_dirs`) of a plain
+    /// file; `None` for a symbolic link (its own canonical path is in
+    /// `linked`).
+    dir: Option<usize>,
+}
+
 /// Walk the inputs and build the groups.
 pub fn scan(inputs: &[PathBuf]) -> Result<Scanned, Error> {
     let mut warnings = Vec::new();
     let mut seen_dirs: HashSet<(u64, u64)> = HashSet::new();
-    let mut seen_files: HashSet<PathBuf> = HashSet::new();
-    // tag -> first meta file; counter files per tag, in walk order.
-    let mut metas: HashMap<Vec<u8>, PathBuf> = HashMap::new();
-    let mut meta_order: Vec<Vec<u8>> = Vec::new();
-    let mut counters: HashMap<Vec<u8>, Vec<Found>> = HashMap::new();
+    let mut canonical_dirs: Vec<PathBuf> = Vec::new();
+    // Coverage files in walk order, and those reached through links.
+    let mut walked: Vec<Walked> = Vec::new();
+    let mut linked: Vec<Linked> = Vec::new();
 
     for (input, dir) in inputs.iter().enumerate() {
         let meta = std::fs::metadata(dir).map_err(|e| Error::BadInput {
@@ -154,63 +189,124 @@ pub fn scan(inputs: &[PathBuf]) -> Result<Scanned, Error> {
                 continue;
             }
             let canonical_dir = std::fs::canonicalize(&dir).map_err(|e| Error::io(&dir, e))?;
+            let dir_index = canonical_dirs.len();
+            canonical_dirs.push(canonical_dir);
             let mut entries = Vec::new();
             for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
                 let entry = entry.map_err(|e| Error::io(&dir, e))?;
-                entries.push(entry);
+                entries.push((entry.file_name(), entry));
             }
-            entries.sort_by_key(|e| e.file_name());
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let mut subdirs = Vec::new();
-            for entry in entries {
-                let path = dir.join(entry.file_name());
+            for (name, entry) in entries {
+                // Sized once: `join` grows the buffer twice.
+                let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + name.len());
+                path.push(&dir);
+                path.push(&name);
                 let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
-                let (is_dir, canonical) = if ft.is_symlink() {
+                let (is_dir, link) = if ft.is_symlink() {
                     match std::fs::metadata(&path) {
-                        Ok(m) if m.is_dir() => (true, None),
-                        Ok(_) => (false, std::fs::canonicalize(&path).ok()),
+                        Ok(m) if m.is_dir() => (true, false),
+                        Ok(_) => (false, true),
                         Err(_) => {
                             warnings.push(Warning::DanglingLink(path));
                             continue;
                         }
                     }
                 } else {
-                    (ft.is_dir(), None)
+                    (ft.is_dir(), false)
                 };
                 if is_dir {
                     subdirs.push(path);
                     continue;
                 }
-                let name = entry.file_name();
-                let name_bytes = name.as_encoded_bytes();
-                let kind = classify(name_bytes);
-                if matches!(kind, FileKind::Meta { .. } | FileKind::Counters { .. }) {
-                    let canonical = canonical.unwrap_or_else(|| canonical_dir.join(&name));
-                    if !seen_files.insert(canonical) {
+                let (meta, tag) = match classify(name.as_encoded_bytes()) {
+                    FileKind::Meta { tag } => (true, tag),
+                    FileKind::Counters { tag } => (false, tag),
+                    FileKind::BadPid => {
+                        warnings.push(Warning::BadCounterName(path));
                         continue;
                     }
-                }
-                match kind {
-                    FileKind::Meta { tag } => {
-                        // Several pods of one deployment each carry the same
-                        // meta file: the first is used, quietly, as in Go.
-                        if !metas.contains_key(tag) {
-                            metas.insert(tag.to_vec(), path);
-                            meta_order.push(tag.to_vec());
-                        }
+                    FileKind::Temporary => {
+                        warnings.push(Warning::TemporaryFile(path));
+                        continue;
                     }
-                    FileKind::Counters { tag } => {
-                        counters
-                            .entry(tag.to_vec())
-                            .or_default()
-                            .push(Found { path, input });
+                    FileKind::Other => {
+                        warnings.push(Warning::ForeignFile(path));
+                        continue;
                     }
-                    FileKind::BadPid => warnings.push(Warning::BadCounterName(path)),
-                    FileKind::Temporary => warnings.push(Warning::TemporaryFile(path)),
-                    FileKind::Other => warnings.push(Warning::ForeignFile(path)),
+                };
+                let tag_end = tag_start(meta) + tag.len();
+                if link {
+                    // A link whose target cannot be resolved is its own
+                    // file.
+                    let canonical = std::fs::canonicalize(&path)
+                        .unwrap_or_else(|_| canonical_dirs[dir_index].join(&name));
+                    linked.push(Linked {
+                        at: walked.len(),
+                        canonical,
+                    });
                 }
+                walked.push(Walked {
+                    path,
+                    input,
+                    meta,
+                    tag_end,
+                    dir: (!link).then_some(dir_index),
+                });
             }
             // Depth first, in name order.
             stack.extend(subdirs.into_iter().rev());
+        }
+    }
+
+    // A file reached twice (overlapping inputs, links) is read once, where
+    // it was first found. Every folder is walked once, so plain files
+    // cannot repeat among themselves: only links can add duplicates, and
+    // without links there is nothing to check.
+    let mut duplicate = vec![false; walked.len()];
+    if !linked.is_empty() {
+        let mut seen: HashSet<PathBuf> = HashSet::new();
+        let mut links = linked.into_iter().peekable();
+        for (i, w) in walked.iter().enumerate() {
+            let canonical = match links.next_if(|l| l.at == i) {
+                Some(l) => l.canonical,
+                None => match (w.dir, w.path.file_name()) {
+                    (Some(d), Some(name)) => canonical_dirs[d].join(name),
+                    _ => w.path.clone(),
+                },
+            };
+            duplicate[i] = !seen.insert(canonical);
+        }
+    }
+
+    // tag -> first meta file; counter files per tag, in walk order.
+    let mut metas: FxHashMap<Vec<u8>, PathBuf> = FxHashMap::default();
+    let mut meta_order: Vec<Vec<u8>> = Vec::new();
+    let mut counters: FxHashMap<Vec<u8>, Vec<Found>> = FxHashMap::default();
+    for (w, dup) in walked.into_iter().zip(duplicate) {
+        if dup {
+            continue;
+        }
+        let name = w.path.file_name().map_or(&[][..], |n| n.as_encoded_bytes());
+        let tag = name.get(tag_start(w.meta)..w.tag_end).unwrap_or_default();
+        if w.meta {
+            // Several pods of one deployment each carry the same meta
+            // file: the first is used, quietly, as in Go.
+            if !metas.contains_key(tag) {
+                meta_order.push(tag.to_vec());
+                metas.insert(tag.to_vec(), w.path);
+            }
+        } else {
+            if !counters.contains_key(tag) {
+                counters.insert(tag.to_vec(), Vec::new());
+            }
+            if let Some(list) = counters.get_mut(tag) {
+                list.push(Found {
+                    path: w.path,
+                    input: w.input,
+                });
+            }
         }
     }
 
@@ -283,6 +379,63 @@ mod tests {
         );
         assert_eq!(classify(b"tmp.covcounters.ab.1.2"), FileKind::Temporary);
         assert_eq!(classify(b"README"), FileKind::Other);
+    }
+
+    /// A file reached both directly and through links is read once,
+    /// under the path it was first found by, whichever way that was.
+    #[cfg(unix)]
+    #[test]
+    fn linked_files_are_read_once_where_first_found() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(&a).expect("a");
+        std::fs::create_dir_all(b.join("sub")).expect("b");
+        for name in ["covmeta.t", "covcounters.t.1.1", "covcounters.t.2.2"] {
+            std::fs::write(a.join(name), b"x").expect("file");
+        }
+        // Under another name, under the same name, in a linked folder, and
+        // dangling.
+        symlink(a.join("covcounters.t.1.1"), b.join("covcounters.t.9.9")).expect("link");
+        symlink(a.join("covcounters.t.2.2"), b.join("sub/covcounters.t.2.2")).expect("link");
+        symlink(&a, b.join("linked-a")).expect("link");
+        symlink(a.join("gone"), b.join("covcounters.t.3.3")).expect("link");
+
+        let counters = |inputs: &[&Path]| {
+            let inputs: Vec<PathBuf> = inputs.iter().map(|p| p.to_path_buf()).collect();
+            let scanned = scan(&inputs).expect("scan");
+            assert_eq!(scanned.groups.len(), 1);
+            let warnings: Vec<String> = scanned.warnings.iter().map(|w| w.to_string()).collect();
+            assert_eq!(
+                warnings,
+                [format!(
+                    "{}: broken symlink, skipped",
+                    b.join("covcounters.t.3.3").display()
+                )]
+            );
+            (
+                scanned.groups[0].meta.clone(),
+                scanned.groups[0].counters.clone(),
+            )
+        };
+        assert_eq!(
+            counters(&[&b, &a]),
+            (
+                b.join("linked-a/covmeta.t"),
+                // The linked folder sorts before `sub`.
+                vec![
+                    b.join("covcounters.t.9.9"),
+                    b.join("linked-a/covcounters.t.2.2")
+                ]
+            )
+        );
+        assert_eq!(
+            counters(&[&a, &b]),
+            (
+                a.join("covmeta.t"),
+                vec![a.join("covcounters.t.1.1"), a.join("covcounters.t.2.2")]
+            )
+        );
     }
 
     #[test]

@@ -82,14 +82,15 @@ impl Layout {
     /// function.
     #[inline]
     pub fn function(&self, package: u32, function: u32) -> Option<(usize, usize)> {
+        // On the reader's hot path: one bounds check per table (u32
+        // indexes cannot overflow a usize sum).
         let p = package as usize;
-        let start = *self.package_start.get(p)? as usize;
-        let end = *self.package_start.get(p + 1)? as usize;
-        let idx = start.checked_add(function as usize)?;
-        if idx >= end {
+        let &[start, end] = self.package_start.get(p..p + 2)?.first_chunk::<2>()?;
+        let idx = start as usize + function as usize;
+        if idx >= end as usize {
             return None;
         }
-        let (s, n) = self.functions[idx];
+        let &(s, n) = self.functions.get(idx)?;
         Some((s as usize, n as usize))
     }
 
