@@ -12,19 +12,22 @@ pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     packages.for_each(&mut |pkg| {
         for (f, u) in super::sorted_units(pkg) {
             out.extend_from_slice(f.file.as_bytes());
-            out.push(b':');
-            push_u32(&mut out, u.start_line);
-            out.push(b'.');
-            push_u32(&mut out, u.start_col);
-            out.push(b',');
-            push_u32(&mut out, u.end_line);
-            out.push(b'.');
-            push_u32(&mut out, u.end_col);
-            out.push(b' ');
-            push_u32(&mut out, u.statements);
-            out.push(b' ');
-            push_u32(&mut out, u.count);
-            out.push(b'\n');
+            // `:sl.sc,el.ec stmts count\n`: at most 6 * 11 bytes.
+            let mut tail = [0u8; 66];
+            let mut n = 0;
+            for (sep, v) in [
+                (b':', u.start_line),
+                (b'.', u.start_col),
+                (b',', u.end_line),
+                (b'.', u.end_col),
+                (b' ', u.statements),
+                (b' ', u.count),
+            ] {
+                tail[n] = sep;
+                n += 1 + decimal(v, &mut tail[n + 1..]);
+            }
+            tail[n] = b'\n';
+            out.extend_from_slice(&tail[..=n]);
             if out.len() >= 1 << 16 {
                 w.write_all(&out)?;
                 out.clear();
@@ -35,6 +38,11 @@ pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     w.write_all(&out)
 }
 
-fn push_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+/// `v` in decimal at the start of `to` (which has room for 10 digits);
+/// returns the number of digits.
+fn decimal(v: u32, to: &mut [u8]) -> usize {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v).as_bytes();
+    to[..digits.len()].copy_from_slice(digits);
+    digits.len()
 }
