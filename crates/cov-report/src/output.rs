@@ -12,7 +12,21 @@ pub fn stdout(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(
     let mut w = std::io::BufWriter::with_capacity(1 << 16, out.lock());
     match f(&mut w).and_then(|()| w.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("writing to standard output"),
+        Err(e) => Err(classify(e, "writing to standard output".into())),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// A failure of the data being written (a meta-data file that changed
+/// while it was read) is the input's error, reported as such (exit 2);
+/// anything else is the output's.
+fn classify(e: std::io::Error, writing: String) -> anyhow::Error {
+    if !e.get_ref().is_some_and(|i| i.is::<covdata::Error>()) {
+        return anyhow::Error::from(e).context(writing);
+    }
+    match e.into_inner().map(|i| i.downcast::<covdata::Error>()) {
+        Some(Ok(input)) => anyhow::Error::from(*input),
+        _ => anyhow::anyhow!(writing),
     }
 }
 
@@ -35,7 +49,7 @@ pub fn file(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) 
         w.into_inner().map_err(|e| e.into_error())?;
         Ok(())
     })()
-    .with_context(|| format!("writing {}", tmp.display()));
+    .map_err(|e| classify(e, format!("writing {}", tmp.display())));
     let renamed = written.and_then(|()| {
         std::fs::rename(&tmp, path)
             .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))

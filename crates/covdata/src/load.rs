@@ -63,9 +63,11 @@ pub struct Loaded<P = Profile> {
 pub struct Timings {
     /// Walking the folders and pairing files into groups.
     pub listing: Duration,
-    /// Reading the meta-data files.
+    /// Reading the meta-data files (for a single binary: its outline and
+    /// the block counts the counter files are laid out by).
     pub meta_read: Duration,
-    /// Decoding them.
+    /// Decoding them (for a single binary: checking every package, while
+    /// the counter files merge).
     pub meta_decode: Duration,
     /// Reading counter files (summed over threads).
     pub counters_read: Duration,
@@ -73,7 +75,9 @@ pub struct Timings {
     pub counters_merge: Duration,
     /// Elapsed time of reading, decoding and merging counter files.
     pub counters_wall: Duration,
-    /// Building the merged profile from the groups.
+    /// Building the merged profile from the groups (none for a single
+    /// binary read lazily: its packages are decoded as a report writes
+    /// them, which then counts as formatting).
     pub profile: Duration,
 }
 
