@@ -533,18 +533,21 @@ fn add_small<const SET: bool>(d: &mut u32, b: u8) {
 }
 
 /// Whether all `bytes` have their high bit clear, i.e. are one-byte
-/// ULEB128 values (a word at a time).
+/// ULEB128 values (a word at a time; the last word may overlap the one
+/// before, so there is no byte-by-byte tail).
 #[inline(always)]
 fn all_short(bytes: &[u8]) -> bool {
-    let mut high = 0u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
+    let word = |c: &[u8]| {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        high |= u64::from_le_bytes(w);
-    }
-    for &b in chunks.remainder() {
-        high |= u64::from(b);
+        u64::from_le_bytes(w)
+    };
+    let mut high = match bytes.last_chunk::<8>() {
+        Some(last) => u64::from_le_bytes(*last),
+        None => bytes.iter().fold(0, |h, &b| h | u64::from(b)),
+    };
+    for c in bytes.chunks_exact(8) {
+        high |= word(c);
     }
     high & HIGH_BITS == 0
 }
