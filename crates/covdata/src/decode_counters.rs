@@ -447,8 +447,15 @@ impl CounterFile<'_> {
                     add_small::<SET>(d, b);
                     pos += 1;
                 } else {
-                    // Two or more bytes (Go keeps the low 32 bits).
-                    let v = uleb_at(buf, &mut pos)? as u32;
+                    // Two bytes (nearly always), or more (Go keeps the low
+                    // 32 bits).
+                    let v = match buf.get(pos + 1) {
+                        Some(&c) if c < 0x80 => {
+                            pos += 2;
+                            u32::from(b & 0x7f) | u32::from(c) << 7
+                        }
+                        _ => uleb_at(buf, &mut pos)? as u32,
+                    };
                     *large_used |= add_long::<SET>(d, l, v);
                 }
             }
