@@ -441,10 +441,10 @@ fn combine_results(
 fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), Error> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // Read into the whole allocation. It holds the previous file, so only
-    // the part beyond that is zeroed (`read` needs initialized bytes).
-    let capacity = buf.capacity().max(64 * 1024);
-    buf.resize(capacity, 0);
+    // Room for a file a quarter larger than the previous one, which the
+    // buffer still holds: only the part beyond it needs zeroing (`read`
+    // wants initialized bytes).
+    buf.resize((buf.len() + buf.len() / 4).max(16 * 1024), 0);
     let mut len = 0;
     loop {
         if len == buf.len() {
