@@ -270,8 +270,7 @@ fn read_one_binary(
     let (tally, findings) = counters?;
     let merged = tally.finish();
     timings.counters_wall += t.elapsed();
-    let one = OneBinary::new(source, index, merged.counts, threads);
-    release_freed_memory();
+    let one = OneBinary::new(source, index, merged.counts);
     Ok(Some((one, merged.overflow, findings)))
 }
 
@@ -487,18 +486,5 @@ impl ArgsMerge {
     }
     pub(crate) fn finish(self) -> RunArgs {
         self.state.unwrap_or_default()
-    }
-}
-
-/// Hand memory freed by the merge (read buffers, the helpers' heaps, the
-/// meta-data check's scratch) back to the system before the reports run:
-/// glibc keeps freed blocks mapped otherwise, and they would count in the
-/// reports' peak memory.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it
-    // takes the allocator's locks itself and touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -155,14 +155,6 @@ pub trait Packages {
         &self,
         visit: &mut dyn FnMut(&Package) -> std::io::Result<()>,
     ) -> std::io::Result<()>;
-    /// Each package with its blocks in Go's output order (as
-    /// [`crate::format::sorted_order`] gives them), in import-path order.
-    fn for_each_sorted(
-        &self,
-        visit: &mut dyn FnMut(&Package, &crate::format::BlockOrder) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        self.for_each(&mut |p| visit(p, &crate::format::sorted_order(p)))
-    }
     /// Each package's import path and statements, in import-path order
     /// (what `percent` prints; a source may know them without building
     /// the packages).

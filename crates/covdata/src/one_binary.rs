@@ -15,11 +15,9 @@ use rustc_hash::FxHashMap;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
 
 use crate::decode_meta::{self, FILE_HEADER_SIZE, MetaPackage, Outline, Shape};
 use crate::error::Error;
-use crate::format::{BlockOrder, sorted_order};
 use crate::merge::counters::Layout;
 use crate::merge::groups;
 use crate::model::{CounterMode, Granularity, Package, Packages, Profile, Statements};
@@ -38,8 +36,6 @@ pub struct OneBinary {
     /// Merged counts, one per block, in meta-data order.
     counts: Vec<u32>,
     statements: SlotStatements,
-    /// Threads reports may use (two: one sorts while one builds).
-    threads: usize,
 }
 
 /// A package of the meta-data file: where its blob is, a checksum of the
@@ -243,7 +239,7 @@ fn checksum(blob: &[u8]) -> u64 {
 impl OneBinary {
     /// A meta-data file whose packages [`MetaSource::index`] checked,
     /// and its merged counts (one per slot of the layout `index` accepted).
-    pub(crate) fn new(source: MetaSource, index: Index, counts: Vec<u32>, threads: usize) -> Self {
+    pub(crate) fn new(source: MetaSource, index: Index, counts: Vec<u32>) -> Self {
         OneBinary {
             file: source.file,
             path: source.path,
@@ -252,7 +248,6 @@ impl OneBinary {
             order: index.order,
             counts,
             statements: index.statements,
-            threads,
         }
     }
 
@@ -343,63 +338,6 @@ impl Packages for OneBinary {
         Ok(())
     }
 
-    /// While one thread sorts a package's blocks, this one builds the next
-    /// package, then writes the sorted one: two packages are held at most.
-    fn for_each_sorted(
-        &self,
-        visit: &mut dyn FnMut(&Package, &BlockOrder) -> io::Result<()>,
-    ) -> io::Result<()> {
-        let n = self.order.len();
-        if self.threads < 2 || n < 2 {
-            return self.for_each(&mut |p| visit(p, &sorted_order(p)));
-        }
-        type Job = (Arc<Package>, BlockOrder);
-        let (to_sort, unsorted) = mpsc::channel::<Job>();
-        let (sorted_tx, sorted) = mpsc::channel::<Job>();
-        std::thread::scope(|s| {
-            // Owned here, so that leaving (also early, on an error) closes
-            // the channel and ends the sorting thread before the scope waits.
-            let to_sort = to_sort;
-            // Sorting only: all allocation stays on this thread (a second
-            // thread's allocations would go to a heap of its own, held
-            // apart until the process ends).
-            s.spawn(move || {
-                for (p, mut order) in unsorted {
-                    order.sort(&p);
-                    if sorted_tx.send((p, order)).is_err() {
-                        return;
-                    }
-                }
-            });
-            let mut scratch = Scratch::default();
-            let mut build = |i: usize, spare: Option<Package>| -> io::Result<Job> {
-                let mut p = spare.unwrap_or_default();
-                self.package(&self.order[i], &mut scratch, &mut p)
-                    .map_err(io::Error::other)?;
-                let order = BlockOrder::new(&p);
-                Ok((Arc::new(p), order))
-            };
-            let gone = || io::Error::other("the sorting thread ended early");
-            to_sort.send(build(0, None)?).map_err(|_| gone())?;
-            let mut spare = None;
-            for i in 0..n {
-                // The next package is built while this one is sorted.
-                let next = if i + 1 < n {
-                    Some(build(i + 1, spare.take())?)
-                } else {
-                    None
-                };
-                let (package, order) = sorted.recv().map_err(|_| gone())?;
-                if let Some(job) = next {
-                    to_sort.send(job).map_err(|_| gone())?;
-                }
-                visit(&package, &order)?;
-                spare = Arc::try_unwrap(package).ok();
-            }
-            Ok(())
-        })
-    }
-
     /// Plain packages from the slots' statements and counts, without
     /// decoding them again.
     fn statements(
@@ -469,15 +407,6 @@ impl Packages for Coverage {
         match self {
             Coverage::Profile(p) => p.for_each(visit),
             Coverage::OneBinary(o) => o.for_each(visit),
-        }
-    }
-    fn for_each_sorted(
-        &self,
-        visit: &mut dyn FnMut(&Package, &BlockOrder) -> io::Result<()>,
-    ) -> io::Result<()> {
-        match self {
-            Coverage::Profile(p) => p.for_each_sorted(visit),
-            Coverage::OneBinary(o) => o.for_each_sorted(visit),
         }
     }
     fn statements(

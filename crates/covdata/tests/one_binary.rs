@@ -48,25 +48,21 @@ fn one_binary_gives_what_the_general_path_builds() {
             "example.com/multipkg/calc,example.com/multipkg/internal/...",
         )),
     ] {
-        // One thread, and the default (two here: reports sort on one).
-        for threads in [Some(1), None] {
-            let options = LoadOptions {
-                packages: filter.clone(),
-                threads,
-                ..LoadOptions::default()
-            };
-            let lazy = load_lazily(&[fixtures()], &options).unwrap();
-            assert!(matches!(lazy.profile, Coverage::OneBinary(_)));
-            let expected = built_by_hand(filter.as_ref());
-            let mut text = (Vec::new(), Vec::new());
-            covdata::format::textfmt::write(&lazy.profile, &mut text.0).unwrap();
-            covdata::format::textfmt::write(&expected, &mut text.1).unwrap();
-            assert_eq!(
-                String::from_utf8_lossy(&text.0),
-                String::from_utf8_lossy(&text.1)
-            );
-            assert_eq!(load(&[fixtures()], &options).unwrap().profile, expected);
-        }
+        let options = LoadOptions {
+            packages: filter.clone(),
+            ..LoadOptions::default()
+        };
+        let lazy = load_lazily(&[fixtures()], &options).unwrap();
+        assert!(matches!(lazy.profile, Coverage::OneBinary(_)));
+        let expected = built_by_hand(filter.as_ref());
+        let mut text = (Vec::new(), Vec::new());
+        covdata::format::textfmt::write(&lazy.profile, &mut text.0).unwrap();
+        covdata::format::textfmt::write(&expected, &mut text.1).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&text.0),
+            String::from_utf8_lossy(&text.1)
+        );
+        assert_eq!(load(&[fixtures()], &options).unwrap().profile, expected);
     }
 }
 
@@ -172,22 +168,4 @@ fn collapsing_blocks_are_reported_as_the_general_path_does() {
         "{}",
         String::from_utf8_lossy(&percent)
     );
-}
-
-/// A report that stops early (a closed pipe, a full disk) returns at once:
-/// the sorting thread is told to stop, nothing waits for it.
-#[test]
-fn a_report_failing_midway_stops_the_sorting_thread() {
-    let options = LoadOptions {
-        threads: Some(2),
-        ..LoadOptions::default()
-    };
-    let lazy = load_lazily(&[fixtures()], &options).unwrap();
-    let mut seen = 0;
-    let err = covdata::model::Packages::for_each_sorted(&lazy.profile, &mut |_, _| {
-        seen += 1;
-        Err(std::io::Error::other("disk full"))
-    })
-    .unwrap_err();
-    assert_eq!((seen, err.to_string().as_str()), (1, "disk full"));
 }

@@ -16,8 +16,8 @@ fn perc(covered: u64, total: u64) -> f64 {
 pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     let mut text = Vec::new();
     let (mut all, mut covered_all) = (0u64, 0u64);
-    packages.for_each_sorted(&mut |pkg, order| {
-        let units: Vec<_> = order.blocks(pkg).collect();
+    packages.for_each(&mut |pkg| {
+        let units = super::sorted_units(pkg);
         let Some(&(first, first_unit)) = units.first() else {
             return Ok(());
         };

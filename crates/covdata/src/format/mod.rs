@@ -21,107 +21,70 @@ pub mod textfmt;
 use crate::model::{Function, Package, Unit};
 
 /// A package's blocks in Go's output order: by file, start line, end line,
-/// start column, end column, statements (ties, possible only when builds
-/// are merged, by function name, literal flag, count). Made in three
-/// steps so that the sort can run on another thread than the one that
-/// allocates: [`BlockOrder::new`] lays out sort keys, [`BlockOrder::sort`]
-/// sorts them in place, [`BlockOrder::blocks`] reads the result.
-#[derive(Debug)]
-pub struct BlockOrder(Keys);
-
-/// Keys with (function, block) indices. Files are compared as ranks, and
-/// the order packed into integers: the sort compares those, and names
-/// only on ties. When the fields' bits add up to 64 (in real code they
-/// do), one u64 per block holds the whole order.
-#[derive(Debug)]
-enum Keys {
-    Packed(Vec<(u64, u32, u32)>),
-    Wide(Vec<([u64; 3], u32, u32)>),
-}
-
-impl BlockOrder {
-    /// The package's blocks with their keys, not yet sorted.
-    pub fn new(pkg: &Package) -> Self {
-        let mut files: Vec<&str> = pkg.functions.iter().map(|f| f.file.as_str()).collect();
-        files.sort_unstable();
-        files.dedup();
-        let ranks: Vec<u32> = pkg
-            .functions
-            .iter()
-            .map(|f| files.binary_search(&f.file.as_str()).unwrap_or(0) as u32)
-            .collect();
-        let fields = |r: u32, u: &Unit| {
-            [
-                r,
-                u.start_line,
-                u.end_line,
-                u.start_col,
-                u.end_col,
-                u.statements,
-            ]
-        };
-        let mut max = [0u32; 6];
-        for (f, &r) in pkg.functions.iter().zip(&ranks) {
-            for u in &f.units {
-                for (m, v) in max.iter_mut().zip(fields(r, u)) {
-                    *m = (*m).max(v);
-                }
+/// start column, end column, statements.
+pub(crate) fn sorted_units(pkg: &Package) -> Vec<(&Function, &Unit)> {
+    // Files compared once, as ranks, and the order packed into integers:
+    // the sort compares those, and names only on ties.
+    let mut files: Vec<&str> = pkg.functions.iter().map(|f| f.file.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    let ranks: Vec<u32> = pkg
+        .functions
+        .iter()
+        .map(|f| files.binary_search(&f.file.as_str()).unwrap_or(0) as u32)
+        .collect();
+    let fields = |r: u32, u: &Unit| {
+        [
+            r,
+            u.start_line,
+            u.end_line,
+            u.start_col,
+            u.end_col,
+            u.statements,
+        ]
+    };
+    // Bits each field needs in this package: when they add up to 64 (in
+    // real code they do), one u64 per block holds the whole order.
+    let mut max = [0u32; 6];
+    for (f, &r) in pkg.functions.iter().zip(&ranks) {
+        for u in &f.units {
+            for (m, v) in max.iter_mut().zip(fields(r, u)) {
+                *m = (*m).max(v);
             }
         }
-        let widths = max.map(|m| 32 - m.leading_zeros());
-        if widths.iter().sum::<u32>() <= 64 {
-            BlockOrder(Keys::Packed(keyed(pkg, &ranks, |r, u| {
-                fields(r, u)
-                    .iter()
-                    .zip(widths)
-                    .fold(0u64, |k, (&v, w)| (k << w) | u64::from(v))
-            })))
-        } else {
-            let pair = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
-            BlockOrder(Keys::Wide(keyed(pkg, &ranks, |r, u| {
-                [
-                    pair(r, u.start_line),
-                    pair(u.end_line, u.start_col),
-                    pair(u.end_col, u.statements),
-                ]
-            })))
-        }
     }
-
-    /// Sort in place (`pkg` is the package given to [`BlockOrder::new`]).
-    pub fn sort(&mut self, pkg: &Package) {
-        match &mut self.0 {
-            Keys::Packed(v) => sort_keyed(pkg, v),
-            Keys::Wide(v) => sort_keyed(pkg, v),
-        }
-    }
-
-    /// The blocks, in order (read in place: no second vector beside the
-    /// keys).
-    pub fn blocks<'a>(
-        &'a self,
-        pkg: &'a Package,
-    ) -> impl Iterator<Item = (&'a Function, &'a Unit)> + 'a {
-        let len = match &self.0 {
-            Keys::Packed(v) => v.len(),
-            Keys::Wide(v) => v.len(),
+    let widths = max.map(|m| 32 - m.leading_zeros());
+    if widths.iter().sum::<u32>() <= 64 {
+        let pack = |r: u32, u: &Unit| {
+            fields(r, u)
+                .iter()
+                .zip(widths)
+                .fold(0u64, |k, (&v, w)| (k << w) | u64::from(v))
         };
-        (0..len).map(move |i| {
-            let (f, u) = match &self.0 {
-                Keys::Packed(v) => (v[i].1, v[i].2),
-                Keys::Wide(v) => (v[i].1, v[i].2),
-            };
-            let f = &pkg.functions[f as usize];
-            (f, &f.units[u as usize])
+        sort_blocks(pkg, &ranks, pack)
+    } else {
+        let pair = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
+        sort_blocks(pkg, &ranks, |r, u| {
+            [
+                pair(r, u.start_line),
+                pair(u.end_line, u.start_col),
+                pair(u.end_col, u.statements),
+            ]
         })
     }
 }
 
-/// Every block of `pkg` with its key, sized exactly (for a large package
-/// this vector is the peak of a report's memory).
-fn keyed<K>(pkg: &Package, ranks: &[u32], key: impl Fn(u32, &Unit) -> K) -> Vec<(K, u32, u32)> {
+/// The blocks sorted by `key` (file rank and block), ties broken by
+/// function name, literal flag and count.
+fn sort_blocks<'p, K: Ord + Copy>(
+    pkg: &'p Package,
+    ranks: &[u32],
+    key: impl Fn(u32, &Unit) -> K,
+) -> Vec<(&'p Function, &'p Unit)> {
+    // Sized exactly, and indices instead of references: this vector is
+    // the peak of a report's memory (a package can have 17k blocks).
     let total = pkg.functions.iter().map(|f| f.units.len()).sum();
-    let mut v = Vec::with_capacity(total);
+    let mut v: Vec<(K, u32, u32)> = Vec::with_capacity(total);
     for (fi, (f, &r)) in pkg.functions.iter().zip(ranks).enumerate() {
         v.extend(
             f.units
@@ -130,30 +93,20 @@ fn keyed<K>(pkg: &Package, ranks: &[u32], key: impl Fn(u32, &Unit) -> K) -> Vec<
                 .map(|(ui, u)| (key(r, u), fi as u32, ui as u32)),
         );
     }
-    v
-}
-
-fn sort_keyed<K: Ord>(pkg: &Package, v: &mut [(K, u32, u32)]) {
     let at = |f: u32, u: u32| {
         let f = &pkg.functions[f as usize];
         (f, &f.units[u as usize])
     };
-    v.sort_unstable_by(|(ka, fa, ua), (kb, fb, ub)| {
-        ka.cmp(kb).then_with(|| {
-            let ((fa, a), (fb, b)) = (at(*fa, *ua), at(*fb, *ub));
+    v.sort_unstable_by(|&(ka, fa, ua), &(kb, fb, ub)| {
+        ka.cmp(&kb).then_with(|| {
+            let ((fa, a), (fb, b)) = (at(fa, ua), at(fb, ub));
             fa.name
                 .cmp(&fb.name)
                 .then(fa.literal.cmp(&fb.literal))
                 .then(a.count.cmp(&b.count))
         })
     });
-}
-
-/// [`BlockOrder`] in one go, on this thread.
-pub fn sorted_order(pkg: &Package) -> BlockOrder {
-    let mut order = BlockOrder::new(pkg);
-    order.sort(pkg);
-    order
+    v.into_iter().map(|(_, f, u)| at(f, u)).collect()
 }
 
 /// `%.1f` as Go prints it (round half to even on the exact binary value,
@@ -210,12 +163,7 @@ mod tests {
                     u.count,
                 )
             });
-            let order = sorted_order(&pkg);
-            assert_eq!(
-                order.blocks(&pkg).collect::<Vec<_>>(),
-                naive,
-                "scale {scale}"
-            );
+            assert_eq!(sorted_units(&pkg), naive, "scale {scale}");
         }
     }
 }

@@ -9,8 +9,8 @@ pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "mode: {}", packages.mode().as_str())?;
     // Lines are put together in one buffer, written out in large pieces.
     let mut out = Vec::with_capacity(1 << 16);
-    packages.for_each_sorted(&mut |pkg, order| {
-        for (f, u) in order.blocks(pkg) {
+    packages.for_each(&mut |pkg| {
+        for (f, u) in super::sorted_units(pkg) {
             out.extend_from_slice(f.file.as_bytes());
             // `:sl.sc,el.ec stmts count\n`: at most 6 * 11 bytes.
             let mut tail = [0u8; 66];
