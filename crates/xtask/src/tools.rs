@@ -25,7 +25,8 @@ pub fn install() -> Result<()> {
 /// lcov (Debian `lcov`), xmllint (`libxml2-utils`), headless `chromium`, and
 /// `pycobertura` from PyPI in the tools venv; for the container images of the
 /// localkube tests and the demo, a static busybox (`busybox-static`) and
-/// `skopeo` (checks the OCI layouts we build). apt runs only for what is missing.
+/// `skopeo` (checks the OCI layouts we build); GNU `time` (the report bench's
+/// peak-RSS figures). apt runs only for what is missing.
 fn install_report_consumers(dir: &Path) -> Result<()> {
     let debian = [
         ("genhtml", "lcov"),
@@ -34,6 +35,7 @@ fn install_report_consumers(dir: &Path) -> Result<()> {
         ("chromium", "chromium"),
         ("busybox", "busybox-static"),
         ("skopeo", "skopeo"),
+        ("time", "time"),
     ];
     let mut missing: Vec<&str> = debian
         .iter()
@@ -42,7 +44,9 @@ fn install_report_consumers(dir: &Path) -> Result<()> {
         .collect();
     missing.dedup();
     if missing.is_empty() {
-        println!("tools: lcov, libxml2-utils, chromium, busybox-static, skopeo already installed");
+        println!(
+            "tools: lcov, libxml2-utils, chromium, busybox-static, skopeo, time already installed"
+        );
     } else {
         println!("tools: installing {} with apt-get", missing.join(", "));
         run(

@@ -9,7 +9,8 @@
 //!
 //! Then, per data set and subcommand (`percent`, `textfmt`): check both
 //! tools produce identical output, run them alternately (median of at least
-//! five runs each), and print wall time, peak RSS (from `wait4`'s rusage)
+//! five runs each), and print wall time, peak RSS (from GNU time; see
+//! `peak_rss` for why not `wait4`'s rusage)
 //! and the ratios, against both `go tool covdata` (what users type) and
 //! Go's covdata binary run directly (`go tool -n covdata`), so the `go`
 //! command's start-up does not flatter us. Then cov-report's own time per
@@ -380,18 +381,25 @@ impl Case {
         let go_out = self.out.path().join("go.out");
         let our_out = self.out.path().join("ours.out");
         let (mut go, mut us, mut tool) = (Vec::new(), Vec::new(), Vec::new());
+        let go_tool = || -> Result<Command> {
+            let mut cmd = wrapper.command()?;
+            cmd.args(["tool", "covdata"]).args(self.go_args(&go_out));
+            Ok(cmd)
+        };
         for _ in 0..runs {
             go.push(timed(Command::new(theirs).args(self.go_args(&go_out)))?);
             us.push(timed(Command::new(ours).args(self.our_args(&our_out)))?);
-            let mut cmd = wrapper.command()?;
-            cmd.args(["tool", "covdata"]).args(self.go_args(&go_out));
-            tool.push(timed(&mut cmd)?);
+            tool.push(timed(&mut go_tool()?)?);
         }
-        Ok((
+        let (mut go, mut us, mut tool) = (
             Measured::median(&go),
             Measured::median(&us),
             Measured::median(&tool),
-        ))
+        );
+        go.rss = peak_rss(Command::new(theirs).args(self.go_args(&go_out)), runs)?;
+        us.rss = peak_rss(Command::new(ours).args(self.our_args(&our_out)), runs)?;
+        tool.rss = peak_rss(&go_tool()?, runs)?;
+        Ok((go, us, tool))
     }
 
     /// cov-report's own account of one run (its `-v` stage-times line).
@@ -417,7 +425,7 @@ struct Measured {
     wall: Duration,
     /// User + system CPU time: steadier than wall time on a busy machine.
     cpu: Duration,
-    /// Peak resident set size in bytes.
+    /// Peak resident set size in bytes (from [`peak_rss`]).
     rss: u64,
 }
 
@@ -436,7 +444,44 @@ fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
-/// Run to completion with stdout discarded; wall time, CPU time, peak RSS.
+/// The median peak RSS of `runs` runs of `cmd`, as GNU time reports it.
+///
+/// Not from `wait4` here: Linux folds the high-water mark of the memory a
+/// process had before `exec` into its own, and a child spawned from this
+/// (vfork, as Rust spawns) starts with this process's, tens of MB after the
+/// outputs compared above. GNU time is a ~1 MB process that forks.
+fn peak_rss(cmd: &Command, runs: usize) -> Result<u64> {
+    let time = Path::new("/usr/bin/time");
+    ensure!(
+        time.is_file(),
+        "{} is missing (Debian package `time`): run `cargo xtask tools`",
+        time.display()
+    );
+    let report = tempfile_dir::Dir::new()?;
+    let out = report.path().join("rss");
+    let mut v = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let status = Command::new(time)
+            .args(["-f", "%M", "-o"])
+            .arg(&out)
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("running {} {cmd:?}", time.display()))?;
+        ensure!(status.success(), "{cmd:?} under {} failed", time.display());
+        let kib: u64 = std::fs::read_to_string(&out)?
+            .trim()
+            .parse()
+            .with_context(|| format!("{} printed no peak RSS", time.display()))?;
+        v.push(kib * 1024);
+    }
+    Ok(median(v))
+}
+
+/// Run to completion with stdout discarded; wall time, CPU time (its peak
+/// RSS is not this child's own: see [`peak_rss`]).
 fn timed(cmd: &mut Command) -> Result<Measured> {
     let start = Instant::now();
     let child = cmd
@@ -463,8 +508,8 @@ fn timed(cmd: &mut Command) -> Result<Measured> {
     Ok(Measured {
         wall,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        // Linux reports ru_maxrss in KiB.
-        rss: usage.ru_maxrss as u64 * 1024,
+        // Filled in by `peak_rss`.
+        rss: 0,
     })
 }
 
