@@ -97,15 +97,18 @@ fn sort_blocks<'p, K: Ord + Copy>(
         let f = &pkg.functions[f as usize];
         (f, &f.units[u as usize])
     };
-    v.sort_unstable_by(|&(ka, fa, ua), &(kb, fb, ub)| {
-        ka.cmp(&kb).then_with(|| {
+    // Integers only (cheap to compare), then blocks with equal keys (only
+    // from merged builds) ordered by name, literal flag and count.
+    v.sort_unstable();
+    for tie in v.chunk_by_mut(|a, b| a.0 == b.0).filter(|c| c.len() > 1) {
+        tie.sort_by(|&(_, fa, ua), &(_, fb, ub)| {
             let ((fa, a), (fb, b)) = (at(fa, ua), at(fb, ub));
             fa.name
                 .cmp(&fb.name)
                 .then(fa.literal.cmp(&fb.literal))
                 .then(a.count.cmp(&b.count))
-        })
-    });
+        });
+    }
     v.into_iter().map(|(_, f, u)| at(f, u)).collect()
 }
 
