@@ -270,8 +270,17 @@ impl OneBinary {
         }
         let set = self.mode == CounterMode::Set;
         let base = s.blob.start as u64;
-        groups::single_package(buf, base, s.first_slot, &self.counts, set, out, single)
-            .map_err(|_| changed())
+        groups::single_package(
+            buf,
+            base,
+            s.first_slot,
+            &self.counts,
+            set,
+            s.plain,
+            out,
+            single,
+        )
+        .map_err(|_| changed())
     }
 
     /// Every package in memory, as a [`Profile`] (for the reports that

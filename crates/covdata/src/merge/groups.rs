@@ -224,9 +224,10 @@ impl ProfileBuilder {
 /// The [`Package`] of a binary that is the only input, decoded from its
 /// meta-data blob (at file offset `base`) straight into `out`: what
 /// [`ProfileBuilder`] makes of it with the merged counts (its blocks'
-/// slots start at `first_slot`, in meta order). `out` and `scratch` are
-/// reused from one package to the next, as reports go through packages one
-/// at a time.
+/// slots start at `first_slot`, in meta order). `plain`: the package is
+/// known to list no function twice and to have no blocks that collapse
+/// (then neither is looked for). `out` and `scratch` are reused from one
+/// package to the next, as reports go through packages one at a time.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn single_package(
     blob: &[u8],
@@ -234,6 +235,7 @@ pub(crate) fn single_package(
     first_slot: usize,
     counts: &[u32],
     set: bool,
+    plain: bool,
     out: &mut Package,
     scratch: &mut SingleScratch,
 ) -> Result<(), Corruption> {
@@ -241,10 +243,13 @@ pub(crate) fn single_package(
     spare.append(&mut out.functions);
     let functions = &mut out.functions;
     // Sized from the function count in the package header (a hint).
-    let functions_hint = blob
-        .get(40..44)
-        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .min(blob.len() / 4);
+    let functions_hint = match plain {
+        true => 0,
+        false => blob
+            .get(40..44)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .min(blob.len() / 4),
+    };
     let mut by_name: FxHashMap<(&str, &str), [Option<u32>; 2]> =
         FxHashMap::with_capacity_and_hasher(functions_hint, Default::default());
     let mut slot = first_slot;
@@ -254,8 +259,7 @@ pub(crate) fn single_package(
         if f.units.is_empty() {
             return Ok(());
         }
-        let index = &mut by_name.entry((f.file, f.name)).or_default()[usize::from(f.literal)];
-        let i = *index.get_or_insert_with(|| {
+        let mut new_function = || {
             let mut func = spare.pop().unwrap_or_else(|| Function {
                 name: String::new(),
                 file: String::new(),
@@ -275,7 +279,13 @@ pub(crate) fn single_package(
             func.units.clear();
             functions.push(func);
             functions.len() as u32 - 1
-        });
+        };
+        let i = if plain {
+            new_function()
+        } else {
+            let index = &mut by_name.entry((f.file, f.name)).or_default()[usize::from(f.literal)];
+            *index.get_or_insert_with(new_function)
+        };
         let src = counts.get(start..slot).unwrap_or_default();
         functions[i as usize]
             .units
@@ -297,9 +307,11 @@ pub(crate) fn single_package(
     ] {
         to.clone_from(from);
     }
-    let mut starts = Vec::new();
-    for f in out.functions.iter_mut() {
-        collapse(&mut f.units, set, &mut starts);
+    if !plain {
+        let mut starts = Vec::new();
+        for f in out.functions.iter_mut() {
+            collapse(&mut f.units, set, &mut starts);
+        }
     }
     Ok(())
 }
