@@ -23,7 +23,11 @@
 //!
 //! [`load`] does the whole read path: folders are searched recursively,
 //! every group is decoded and merged with `go tool covdata`'s semantics, and
-//! the result is a [`model::Profile`] plus warnings.
+//! the result is a [`model::Profile`] plus warnings. [`load_lazily`] is the
+//! same read path for the text reports: the data of a single binary (the
+//! usual case) stays a [`OneBinary`], one count per block, whose packages
+//! are decoded one at a time as a report writes them ([`model::Packages`]),
+//! so memory stays that of the counts and one package.
 //!
 //! ```no_run
 //! use covdata::{LoadOptions, ModeClash, PkgFilter};
