@@ -10,11 +10,11 @@
 use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::hash::Hasher;
-
-use rustc_hash::FxHashMap;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
 
 use crate::decode_meta::{self, FILE_HEADER_SIZE, MetaPackage, Outline, Shape};
 use crate::error::Error;
@@ -72,7 +72,7 @@ pub(crate) struct Index {
 #[derive(Debug, Default)]
 struct SlotStatements {
     small: Vec<u8>,
-    wide: rustc_hash::FxHashMap<usize, u32>,
+    wide: FxHashMap<usize, u32>,
 }
 
 impl SlotStatements {

@@ -250,23 +250,31 @@ impl Tally {
     /// Fold another tally of the same layout and mode into this one.
     pub fn combine(&mut self, mut other: Tally) {
         if !self.large_used && !other.large_used {
-            // Small sums only (the usual case): add them where they are;
-            // two stay below 2^32, and any above SMALL_LIMIT move to
-            // `large` so the next file cannot wrap them.
-            let mut spill = false;
-            for (d, &s) in self.small.iter_mut().zip(&other.small) {
+            // Small sums only (the usual case): add them where they are,
+            // moving a sum above SMALL_LIMIT (rare) to `large`, so `small`
+            // keeps what the next file may add to it.
+            let (small, large) = (&mut self.small, &mut self.large);
+            for ((d, &s), l) in small.iter_mut().zip(&other.small).zip(large.iter_mut()) {
                 if self.set {
                     *d |= s;
-                } else {
-                    *d += s;
-                    spill |= *d > SMALL_LIMIT;
+                    continue;
+                }
+                let sum = u64::from(*d) + u64::from(s);
+                match u32::try_from(sum) {
+                    Ok(v) if v <= SMALL_LIMIT => *d = v,
+                    _ => {
+                        *d = 0;
+                        *l += sum;
+                        self.large_used = true;
+                    }
                 }
             }
-            self.small_bound = self.small_bound.saturating_add(other.small_bound);
+            // Every slot is now at most SMALL_LIMIT, as right after a flush.
+            self.small_bound = 0;
             self.large_pending = self.large_pending.saturating_add(other.large_pending);
             self.unknown.extend_from_slice(&other.unknown);
-            if spill {
-                self.flush_small();
+            if self.large_used {
+                self.clamp();
             }
             return;
         }
@@ -322,5 +330,32 @@ pub fn merge_into(dst: &mut [u32], src: &[u32], mode: CounterMode, overflow: &mu
             ovf |= o;
         }
         *overflow |= ovf;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two threads' small sums, each above SMALL_LIMIT (one-byte values may
+    /// take a slot there), combine without wrapping: Go's saturated sum
+    /// and its overflow flag.
+    #[test]
+    fn combining_large_small_sums_saturates_as_go() {
+        let layout = Layout {
+            package_start: vec![0, 1],
+            functions: vec![(0, 3)],
+            slots: 3,
+        };
+        let tally = |small: Vec<u32>| Tally {
+            small,
+            small_bound: u64::from(SMALL_LIMIT),
+            ..Tally::new(&layout, CounterMode::Count)
+        };
+        let mut a = tally(vec![SMALL_LIMIT + 100, 5, SMALL_LIMIT]);
+        a.combine(tally(vec![SMALL_LIMIT, 7, 1]));
+        let merged = a.finish();
+        assert_eq!(merged.counts, vec![u32::MAX, 12, SMALL_LIMIT + 1]);
+        assert!(merged.overflow);
     }
 }
