@@ -437,6 +437,10 @@ fn combine_results(
 /// file: open, read until end of file, close. (`read_to_end` asks for the
 /// size and position first, two more system calls a file; with the
 /// buffer already as large as the files, that knowledge saves nothing.)
+/// A read that leaves room in the buffer ends the file, as it does for a
+/// regular file (POSIX); counter files are written whole and renamed into
+/// place. So one `read` a file, not a second one to see end of file: if a
+/// file was cut short all the same, decoding reports it as truncated.
 fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), Error> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -451,7 +455,12 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), Error> {
         }
         match f.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io(path, e)),
         }
