@@ -32,8 +32,23 @@ fn classify(e: std::io::Error, writing: String) -> anyhow::Error {
 
 /// Write `path` through a buffered temporary file in the same folder, then
 /// rename it into place: readers never see a half-written file, and a
-/// failure leaves any previous file untouched.
+/// failure leaves any previous file untouched. A path that is there but
+/// not a regular file (`/dev/null`, `/dev/stdout`, a named pipe, a
+/// symbolic link) is written through, as Go writes it: renaming over it
+/// would replace the device or link itself.
 pub fn file(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+        let written = (|| -> std::io::Result<()> {
+            let out = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+            f(&mut w)?;
+            w.flush()
+        })();
+        return written.map_err(|e| classify(e, format!("writing {}", path.display())));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -459,3 +459,72 @@ fn errors_start_with_gos_first_line() {
         );
     }
 }
+
+/// `-o` naming a named pipe or a symbolic link writes through it, as Go
+/// does: the pipe gets Go's bytes and stays a pipe, the link stays a link
+/// and its target gets the profile. (Renaming a temporary file over them,
+/// as for a regular file, replaced `/dev/null` with a file once.)
+#[test]
+fn text_profile_through_a_pipe_or_a_link() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = &data().root;
+    let go_out = tmp.path().join("go.txt");
+    let go = Command::new(go_covdata_bin())
+        .args(["textfmt", "-i=d1"])
+        .arg(format!("-o={}", go_out.display()))
+        .current_dir(dir)
+        .output()
+        .expect("run covdata");
+    assert!(go.status.success(), "{}", text(&go.stderr));
+    let expected = std::fs::read(&go_out).expect("go's profile");
+    let ours = |out: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_cov-report"))
+            .args(["textfmt", "-i=d1"])
+            .arg(format!("-o={}", out.display()))
+            .current_dir(dir)
+            .output()
+            .expect("run cov-report");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+
+    let fifo = tmp.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    // Held open for writing too, so the reader's open does not wait for
+    // cov-report, and ends (at this handle's close) even if cov-report
+    // never opens the pipe.
+    let keep = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .expect("open the pipe");
+    let mut read_end = std::fs::File::open(&fifo).expect("open the pipe to read");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut read_end, &mut v).expect("read the pipe");
+        v
+    });
+    ours(&fifo);
+    drop(keep);
+    assert_eq!(text(&reader.join().expect("reader")), text(&expected));
+    let kind = std::fs::symlink_metadata(&fifo).expect("pipe").file_type();
+    assert!(kind.is_fifo(), "the pipe was replaced: {kind:?}");
+
+    let target = tmp.path().join("target.txt");
+    std::fs::write(&target, "old").expect("target");
+    let link = tmp.path().join("link.txt");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    ours(&link);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link was replaced"
+    );
+    assert_eq!(
+        text(&std::fs::read(&target).expect("target")),
+        text(&expected)
+    );
+}
