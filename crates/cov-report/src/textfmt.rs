@@ -11,7 +11,8 @@ use crate::usage::Usage;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The text profile to write (replaced atomically); required.
+    /// The text profile to write (a regular file is replaced atomically;
+    /// devices and pipes are written through); required.
     #[arg(short = 'o', long = "output-file", value_name = "FILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
