@@ -15,7 +15,7 @@ use kube_selector::SelectorExt;
 use serde_json::{Value, json};
 
 use crate::exec::{self, StreamFaults, V4, V5};
-use crate::state::{Cluster, Run};
+use crate::state::{Cluster, Inner, Run};
 use crate::status::{error, json_ok, pod_not_found};
 use crate::sys::nsexec::{self, ExecSpec};
 
@@ -184,6 +184,55 @@ pub(crate) fn list_only_query(
         )));
     }
     Ok(labels)
+}
+
+/// A list computed from the cluster's state rather than stored (Services,
+/// Endpoints, EndpointSlices): served by [`list_computed`].
+pub(crate) struct ComputedList<T> {
+    /// The resource's plural, for errors.
+    pub resource: &'static str,
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    /// The objects of `namespace` (all if `None`).
+    pub items: fn(&Inner, Option<&str>) -> Vec<T>,
+    /// An object as a list item.
+    pub item: fn(&T) -> Value,
+    /// The table `kubectl get` asks for.
+    pub table: fn(&[T], u64, Option<&str>) -> Value,
+}
+
+/// A GET of a computed list: [`list_only_query`]'s checks, the label
+/// selector, then a table or the list object.
+pub(crate) fn list_computed<
+    T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+>(
+    c: &Cluster,
+    namespace: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+    q: &[(String, String)],
+    list: &ComputedList<T>,
+) -> Response {
+    let labels = match list_only_query(method, q, list.resource) {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    let inner = c.lock();
+    let rv = inner.resource_version;
+    let items: Vec<T> = (list.items)(&inner, namespace)
+        .into_iter()
+        .filter(|o| labels.matches(&o.metadata().labels.clone().unwrap_or_default()))
+        .collect();
+    drop(inner);
+    if wants_table(headers) {
+        return json_ok(&(list.table)(&items, rv, param(q, "includeObject")));
+    }
+    json_ok(&json!({
+        "kind": list.kind,
+        "apiVersion": list.api_version,
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": items.iter().map(list.item).collect::<Vec<_>>(),
+    }))
 }
 
 fn list(
@@ -428,29 +477,22 @@ fn list_services(
     headers: &HeaderMap,
     q: &[(String, String)],
 ) -> Response {
-    let labels = match list_only_query(method, q, "services") {
-        Ok(l) => l,
-        Err(r) => return *r,
+    let list = ComputedList {
+        resource: "services",
+        kind: "ServiceList",
+        api_version: "v1",
+        items: |inner, namespace| {
+            inner
+                .services
+                .iter()
+                .filter(|s| namespace.is_none_or(|ns| s.metadata.namespace.as_deref() == Some(ns)))
+                .map(|s| with_version(s, inner.resource_version))
+                .collect()
+        },
+        item: |s| json!(s),
+        table: service_table,
     };
-    let inner = c.lock();
-    let rv = inner.resource_version;
-    let services: Vec<Service> = inner
-        .services
-        .iter()
-        .filter(|s| namespace.is_none_or(|ns| s.metadata.namespace.as_deref() == Some(ns)))
-        .filter(|s| labels.matches(&s.metadata.labels.clone().unwrap_or_default()))
-        .map(|s| with_version(s, rv))
-        .collect();
-    drop(inner);
-    if wants_table(headers) {
-        return json_ok(&service_table(&services, rv, param(q, "includeObject")));
-    }
-    json_ok(&json!({
-        "kind": "ServiceList",
-        "apiVersion": "v1",
-        "metadata": {"resourceVersion": rv.to_string()},
-        "items": services,
-    }))
+    list_computed(c, namespace, method, headers, q, &list)
 }
 
 fn with_version(s: &Service, rv: u64) -> Service {

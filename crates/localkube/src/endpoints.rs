@@ -29,7 +29,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use crate::api::{
-    age, col, list_only_query, method_not_allowed, param, row_object, table_of, wants_table,
+    ComputedList, age, col, list_computed, method_not_allowed, param, row_object, table_of,
+    wants_table,
 };
 use crate::state::{Cluster, Inner};
 use crate::status::{error, json_ok};
@@ -236,27 +237,17 @@ fn list(
     headers: &HeaderMap,
     q: &[(String, String)],
 ) -> Response {
-    let labels = match list_only_query(method, q, "endpoints") {
-        Ok(l) => l,
-        Err(r) => return *r,
+    let list = ComputedList {
+        resource: "endpoints",
+        kind: "EndpointsList",
+        api_version: "v1",
+        items: compute,
+        item: |e| json!(e),
+        table,
     };
-    use kube_selector::SelectorExt;
-    let inner = c.lock();
-    let rv = inner.resource_version;
-    let items: Vec<Endpoints> = compute(&inner, namespace)
-        .into_iter()
-        .filter(|e| labels.matches(&e.metadata.labels.clone().unwrap_or_default()))
-        .collect();
-    drop(inner);
-    if wants_table(headers) {
-        return warn(json_ok(&table(&items, rv, param(q, "includeObject"))));
-    }
-    warn(json_ok(&json!({
-        "kind": "EndpointsList",
-        "apiVersion": "v1",
-        "metadata": {"resourceVersion": rv.to_string()},
-        "items": items,
-    })))
+    let r = list_computed(c, namespace, method, headers, q, &list);
+    // The deprecation warning goes with answers, not with refusals.
+    if r.status().is_success() { warn(r) } else { r }
 }
 
 pub(crate) async fn get(

@@ -23,7 +23,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::{Value, json};
 
 use crate::api::{
-    age, col, list_only_query, method_not_allowed, param, row_object, table_of, wants_table,
+    ComputedList, age, col, list_computed, method_not_allowed, param, row_object, table_of,
+    wants_table,
 };
 use crate::endpoints::{Member, members};
 use crate::state::{Cluster, Inner};
@@ -178,27 +179,15 @@ fn list(
     headers: &HeaderMap,
     q: &[(String, String)],
 ) -> Response {
-    use kube_selector::SelectorExt;
-    let labels = match list_only_query(method, q, "endpointslices") {
-        Ok(l) => l,
-        Err(r) => return *r,
+    let list = ComputedList {
+        resource: "endpointslices",
+        kind: "EndpointSliceList",
+        api_version: "discovery.k8s.io/v1",
+        items: compute,
+        item: with_kind,
+        table,
     };
-    let inner = c.lock();
-    let rv = inner.resource_version;
-    let items: Vec<EndpointSlice> = compute(&inner, namespace)
-        .into_iter()
-        .filter(|e| labels.matches(&e.metadata.labels.clone().unwrap_or_default()))
-        .collect();
-    drop(inner);
-    if wants_table(headers) {
-        return json_ok(&table(&items, rv, param(q, "includeObject")));
-    }
-    json_ok(&json!({
-        "kind": "EndpointSliceList",
-        "apiVersion": "discovery.k8s.io/v1",
-        "metadata": {"resourceVersion": rv.to_string()},
-        "items": items.iter().map(with_kind).collect::<Vec<_>>(),
-    }))
+    list_computed(c, namespace, method, headers, q, &list)
 }
 
 pub(crate) async fn get(
