@@ -374,8 +374,9 @@ fn merge_counter_files<R>(
             let read = read_into(path, &mut buf);
             let t2 = Instant::now();
             reading += t2 - t;
-            let r = read.and_then(|()| {
-                let mut cf = decode_counters::open(&buf).map_err(|c| Error::corrupt(path, c))?;
+            let r = read.and_then(|len| {
+                let mut cf =
+                    decode_counters::open(&buf[..len]).map_err(|c| Error::corrupt(path, c))?;
                 let args = std::mem::take(&mut cf.args);
                 tally
                     .add_file(layout, &mut cf)
@@ -433,21 +434,22 @@ fn combine_results(
     Ok((total.unwrap_or_else(|| Tally::new(layout, mode)), findings))
 }
 
-/// Read a whole file into `buf`, which the caller reuses from file to
-/// file: open, read until end of file, close. (`read_to_end` asks for the
-/// size and position first, two more system calls a file; with the
-/// buffer already as large as the files, that knowledge saves nothing.)
+/// Read a whole file into the start of `buf`, which the caller reuses
+/// from file to file, and return its length: open, read until end of
+/// file, close. (`read_to_end` asks for the size and position first, two
+/// more system calls a file; with the buffer already as large as the
+/// files, that knowledge saves nothing.) The buffer keeps its length, so
+/// only growing it zeroes memory (`read` wants initialized bytes).
 /// A read that leaves room in the buffer ends the file, as it does for a
 /// regular file (POSIX); counter files are written whole and renamed into
 /// place. So one `read` a file, not a second one to see end of file: if a
 /// file was cut short all the same, decoding reports it as truncated.
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), Error> {
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<usize, Error> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // Room for a file a quarter larger than the previous one, which the
-    // buffer still holds: only the part beyond it needs zeroing (`read`
-    // wants initialized bytes).
-    buf.resize((buf.len() + buf.len() / 4).max(16 * 1024), 0);
+    if buf.is_empty() {
+        buf.resize(64 * 1024, 0);
+    }
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -465,8 +467,7 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<(), Error> {
             Err(e) => return Err(Error::io(path, e)),
         }
     }
-    buf.truncate(len);
-    Ok(())
+    Ok(len)
 }
 
 /// `go tool covdata merge`'s argument merge: a value survives only if

@@ -147,7 +147,7 @@ impl Profile {
 /// outputs need. A [`Profile`] has them all in memory; a
 /// [`crate::OneBinary`] decodes each from its meta-data file when asked,
 /// so a report of one binary never holds more than one package.
-pub trait Packages {
+pub trait Packages: Sync {
     /// The counter mode of the merged data (`mode:` of a text profile).
     fn mode(&self) -> CounterMode;
     /// Call `visit` on each package, in import-path order, until it fails.
@@ -163,6 +163,36 @@ pub trait Packages {
         visit: &mut dyn FnMut(&str, Statements) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         self.for_each(&mut |p| visit(&p.path, p.statements()))
+    }
+    /// The number of blocks of each package, in import-path order (a
+    /// measure of the work each takes, to share it out).
+    fn sizes(&self) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        let _ = self.for_each(&mut |p| {
+            sizes.push(p.functions.iter().map(|f| f.units.len()).sum());
+            Ok(())
+        });
+        sizes
+    }
+    /// Every block with its file, for the packages at `range` of the
+    /// import-path order, each package's blocks in Go's text-profile
+    /// order (by file, start line, end line, start column, end column,
+    /// statements): what `textfmt` prints.
+    fn blocks(
+        &self,
+        range: std::ops::Range<usize>,
+        visit: &mut dyn FnMut(&str, &Unit) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut i = 0;
+        self.for_each(&mut |p| {
+            i += 1;
+            if !range.contains(&(i - 1)) {
+                return Ok(());
+            }
+            crate::format::sorted_units(p)
+                .into_iter()
+                .try_for_each(|(f, u)| visit(&f.file, u))
+        })
     }
 }
 

@@ -16,11 +16,13 @@ use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
 
+use crate::decode_meta::UnitPos;
 use crate::decode_meta::{self, FILE_HEADER_SIZE, MetaPackage, Outline, Shape};
 use crate::error::Error;
+use crate::format;
 use crate::merge::counters::Layout;
 use crate::merge::groups;
-use crate::model::{CounterMode, Granularity, Package, Packages, Profile, Statements};
+use crate::model::{CounterMode, Granularity, Package, Packages, Profile, Statements, Unit};
 use crate::pkgpattern::PkgFilter;
 
 /// One binary's merged coverage; see the module doc.
@@ -255,32 +257,115 @@ impl OneBinary {
         self.order.is_empty()
     }
 
-    /// Read and decode one package again into `out`: the bytes
-    /// [`MetaSource::index`] checked, or an error if the file changed since.
-    fn package(&self, s: &Selected, scratch: &mut Scratch, out: &mut Package) -> Result<(), Error> {
-        let Scratch { buf, single } = scratch;
-        let changed = || Error::Changed {
+    fn changed(&self) -> Error {
+        Error::Changed {
             path: self.path.clone(),
-        };
+        }
+    }
+
+    /// Read package blob `s` again into `buf`: the bytes
+    /// [`MetaSource::index`] checked, or an error if the file changed since.
+    fn blob(&self, s: &Selected, buf: &mut Vec<u8>) -> Result<(), Error> {
         buf.clear();
         buf.resize(s.blob.len(), 0);
-        read_at(&self.file, buf, s.blob.start as u64).map_err(|_| changed())?;
+        read_at(&self.file, buf, s.blob.start as u64).map_err(|_| self.changed())?;
         if checksum(buf) != s.checksum {
-            return Err(changed());
+            return Err(self.changed());
         }
+        Ok(())
+    }
+
+    /// Read and decode one package again into `out`.
+    fn package(&self, s: &Selected, scratch: &mut Scratch, out: &mut Package) -> Result<(), Error> {
+        self.blob(s, &mut scratch.buf)?;
         let set = self.mode == CounterMode::Set;
         let base = s.blob.start as u64;
         groups::single_package(
-            buf,
+            &scratch.buf,
             base,
             s.first_slot,
             &self.counts,
             set,
             s.plain,
             out,
-            single,
+            &mut scratch.single,
         )
-        .map_err(|_| changed())
+        .map_err(|_| self.changed())
+    }
+
+    /// [`Packages::blocks`] of a plain package straight from its blob: no
+    /// [`Package`] is built, and a block is sorted as one packed integer
+    /// with its slot. `Ok(false)` (nothing visited) where that does not
+    /// apply: a package whose keys do not fit 64 bits, or with two blocks
+    /// at the same place (their order needs the function names).
+    fn plain_blocks(
+        &self,
+        s: &Selected,
+        scratch: &mut Scratch,
+        visit: &mut dyn FnMut(&str, &Unit) -> io::Result<()>,
+    ) -> io::Result<bool> {
+        self.blob(s, &mut scratch.buf).map_err(io::Error::other)?;
+        let Scratch {
+            buf,
+            head,
+            units,
+            blocks,
+            keyed,
+            ..
+        } = scratch;
+        blocks.clear();
+        decode_meta::walk_package(buf, s.blob.start as u64, head, units, |f| {
+            blocks.extend(f.units.iter().map(|u| (f.file_index, *u)));
+            Ok(())
+        })
+        .map_err(|_| io::Error::other(self.changed()))?;
+        // Files ranked by name, through their string-table index.
+        let mut files: Vec<u32> = blocks.iter().map(|&(f, _)| f).collect();
+        files.sort_unstable();
+        files.dedup();
+        files.sort_unstable_by_key(|&f| head.strings.get(f));
+        let mut rank = vec![0u32; head.strings.len()];
+        for (r, &f) in files.iter().enumerate() {
+            rank[f as usize] = r as u32;
+        }
+        let fields = |&(f, ref u): &(u32, UnitPos)| format::key_fields(rank[f as usize], u);
+        let max = blocks
+            .iter()
+            .map(fields)
+            .fold([0u32; 6], |m, k| std::array::from_fn(|i| m[i].max(k[i])));
+        let Some(packer) = format::KeyPacker::new(max) else {
+            return Ok(false);
+        };
+        keyed.clear();
+        keyed.extend(
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(k, b)| (packer.pack(fields(b)), k as u32)),
+        );
+        keyed.sort_unstable();
+        if keyed.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Ok(false);
+        }
+        let set = self.mode == CounterMode::Set;
+        for &(key, k) in keyed.iter() {
+            let [r, start_line, end_line, start_col, end_col, statements] = packer.unpack(key);
+            let count = self
+                .counts
+                .get(s.first_slot + k as usize)
+                .copied()
+                .unwrap_or(0);
+            let unit = Unit {
+                start_line,
+                start_col,
+                end_line,
+                end_col,
+                statements,
+                count: if set { u32::from(count != 0) } else { count },
+            };
+            visit(head.strings.get(files[r as usize]), &unit)?;
+        }
+        Ok(true)
     }
 
     /// Every package in memory, as a [`Profile`] (for the reports that
@@ -308,6 +393,12 @@ impl OneBinary {
 struct Scratch {
     buf: Vec<u8>,
     single: groups::SingleScratch,
+    head: MetaPackage,
+    units: Vec<UnitPos>,
+    /// A plain package's blocks with their file, in slot order.
+    blocks: Vec<(u32, UnitPos)>,
+    /// Their sort keys and slots.
+    keyed: Vec<(u64, u32)>,
 }
 
 #[cfg(unix)]
@@ -343,6 +434,32 @@ impl Packages for OneBinary {
             self.package(s, &mut scratch, &mut package)
                 .map_err(io::Error::other)?;
             visit(&package)?;
+        }
+        Ok(())
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        self.order.iter().map(|s| s.slots).collect()
+    }
+
+    /// Plain packages from their blobs, the others through [`Package`].
+    fn blocks(
+        &self,
+        range: Range<usize>,
+        visit: &mut dyn FnMut(&str, &Unit) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut scratch = Scratch::default();
+        let mut package = Package::default();
+        let n = self.order.len();
+        for s in &self.order[range.start.min(n)..range.end.min(n)] {
+            if s.plain && self.plain_blocks(s, &mut scratch, visit)? {
+                continue;
+            }
+            self.package(s, &mut scratch, &mut package)
+                .map_err(io::Error::other)?;
+            for (f, u) in format::sorted_units(&package) {
+                visit(&f.file, u)?;
+            }
         }
         Ok(())
     }
@@ -425,6 +542,22 @@ impl Packages for Coverage {
         match self {
             Coverage::Profile(p) => Packages::statements(p, visit),
             Coverage::OneBinary(o) => o.statements(visit),
+        }
+    }
+    fn sizes(&self) -> Vec<usize> {
+        match self {
+            Coverage::Profile(p) => p.sizes(),
+            Coverage::OneBinary(o) => o.sizes(),
+        }
+    }
+    fn blocks(
+        &self,
+        range: Range<usize>,
+        visit: &mut dyn FnMut(&str, &Unit) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match self {
+            Coverage::Profile(p) => p.blocks(range, visit),
+            Coverage::OneBinary(o) => o.blocks(range, visit),
         }
     }
 }

@@ -102,6 +102,8 @@ fn a_meta_file_changed_while_reporting_is_an_error() {
 /// Blocks that collapse (a function listed twice with the same block, and
 /// a function with one block twice): `percent`'s shortcut for plain
 /// packages must not apply, and every report agrees with the general path.
+/// So do `textfmt`'s plain packages it cannot sort by packed keys alone
+/// (blocks of two functions at one place, very long files).
 #[test]
 fn collapsing_blocks_are_reported_as_the_general_path_does() {
     use covdata::model::{CounterMode, Function, Granularity, Package, Profile, Unit};
@@ -138,6 +140,24 @@ fn collapsing_blocks_are_reported_as_the_general_path_does() {
                 name: "q".into(),
                 module_path: "example.com/p".into(),
                 functions: vec![function("G", vec![unit(5, 1), unit(7, 0)])],
+            },
+            // Two functions with a block at one place: the order of the
+            // tie comes from their names.
+            Package {
+                path: "example.com/r".into(),
+                name: "r".into(),
+                module_path: "example.com/p".into(),
+                functions: vec![
+                    function("B", vec![unit(5, 7)]),
+                    function("A", vec![unit(8, 1), unit(5, 0)]),
+                ],
+            },
+            // Lines too long for one packed sort key.
+            Package {
+                path: "example.com/s".into(),
+                name: "s".into(),
+                module_path: "example.com/p".into(),
+                functions: vec![function("W", vec![unit(1 << 30, 1), unit(3, 0)])],
             },
         ],
     };

@@ -18,7 +18,18 @@ pub mod pkglist;
 pub mod tabwriter;
 pub mod textfmt;
 
+use crate::decode_meta::UnitPos;
 use crate::model::{Function, Package, Unit};
+
+fn position(u: &Unit) -> UnitPos {
+    UnitPos {
+        start_line: u.start_line,
+        start_col: u.start_col,
+        end_line: u.end_line,
+        end_col: u.end_col,
+        statements: u.statements,
+    }
+}
 
 /// A package's blocks in Go's output order: by file, start line, end line,
 /// start column, end column, statements.
@@ -33,35 +44,16 @@ pub(crate) fn sorted_units(pkg: &Package) -> Vec<(&Function, &Unit)> {
         .iter()
         .map(|f| files.binary_search(&f.file.as_str()).unwrap_or(0) as u32)
         .collect();
-    let fields = |r: u32, u: &Unit| {
-        [
-            r,
-            u.start_line,
-            u.end_line,
-            u.start_col,
-            u.end_col,
-            u.statements,
-        ]
-    };
-    // Bits each field needs in this package: when they add up to 64 (in
-    // real code they do), one u64 per block holds the whole order.
     let mut max = [0u32; 6];
     for (f, &r) in pkg.functions.iter().zip(&ranks) {
         for u in &f.units {
-            for (m, v) in max.iter_mut().zip(fields(r, u)) {
+            for (m, v) in max.iter_mut().zip(key_fields(r, &position(u))) {
                 *m = (*m).max(v);
             }
         }
     }
-    let widths = max.map(|m| 32 - m.leading_zeros());
-    if widths.iter().sum::<u32>() <= 64 {
-        let pack = |r: u32, u: &Unit| {
-            fields(r, u)
-                .iter()
-                .zip(widths)
-                .fold(0u64, |k, (&v, w)| (k << w) | u64::from(v))
-        };
-        sort_blocks(pkg, &ranks, pack)
+    if let Some(packer) = KeyPacker::new(max) {
+        sort_blocks(pkg, &ranks, |r, u| packer.pack(key_fields(r, &position(u))))
     } else {
         let pair = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
         sort_blocks(pkg, &ranks, |r, u| {
@@ -71,6 +63,55 @@ pub(crate) fn sorted_units(pkg: &Package) -> Vec<(&Function, &Unit)> {
                 pair(u.end_col, u.statements),
             ]
         })
+    }
+}
+
+/// The fields of a block's place in Go's output order, most significant
+/// first: file rank, start line, end line, start column, end column,
+/// statements.
+pub(crate) fn key_fields(file_rank: u32, u: &UnitPos) -> [u32; 6] {
+    [
+        file_rank,
+        u.start_line,
+        u.end_line,
+        u.start_col,
+        u.end_col,
+        u.statements,
+    ]
+}
+
+/// Packs [`key_fields`] into one u64 that sorts as they do, each field in
+/// the bits its largest value in the package needs (in real code they add
+/// up to far less than 64).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyPacker {
+    widths: [u32; 6],
+}
+
+impl KeyPacker {
+    /// `None` when the largest values `max` need more than 64 bits.
+    pub(crate) fn new(max: [u32; 6]) -> Option<Self> {
+        let widths = max.map(|m| 32 - m.leading_zeros());
+        (widths.iter().sum::<u32>() <= 64).then_some(KeyPacker { widths })
+    }
+
+    #[inline]
+    pub(crate) fn pack(&self, fields: [u32; 6]) -> u64 {
+        fields
+            .iter()
+            .zip(self.widths)
+            .fold(0u64, |k, (&v, w)| (k << w) | u64::from(v))
+    }
+
+    #[inline]
+    pub(crate) fn unpack(&self, mut key: u64) -> [u32; 6] {
+        let mut fields = [0u32; 6];
+        for (f, &w) in fields.iter_mut().zip(&self.widths).rev() {
+            // Each width is at most 32.
+            *f = (key & ((1u64 << w) - 1)) as u32;
+            key >>= w;
+        }
+        fields
     }
 }
 

@@ -1,48 +1,182 @@
 //! `go tool covdata textfmt`: the text profile `go tool cover` reads.
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::ops::Range;
 
 use crate::model::Packages;
 
 /// `mode: <mode>` then `file:sl.sc,el.ec stmts count` per block.
+///
+/// With two cores or more and enough blocks, the second half of the
+/// packages (by block count) is formatted on another thread into an
+/// unnamed temporary file, copied after the first half: the output is
+/// the same, memory stays that of two packages, and a temporary file
+/// that cannot be made means one thread, not an error.
 pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "mode: {}", packages.mode().as_str())?;
+    let sizes = packages.sizes();
+    let total: usize = sizes.iter().sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || total < PARALLEL_BLOCKS {
+        return write_blocks(packages, 0..sizes.len(), w);
+    }
+    let mut sum = 0;
+    let half = sizes
+        .iter()
+        .position(|&n| {
+            sum += n;
+            2 * sum >= total
+        })
+        .map_or(sizes.len(), |i| i + 1);
+    write_halves(packages, half, sizes.len(), w)
+}
+
+/// The lines of packages `..half` on this thread, then those of
+/// `half..len` formatted meanwhile on another.
+fn write_halves(
+    packages: &dyn Packages,
+    half: usize,
+    len: usize,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    std::thread::scope(|s| {
+        let second = s.spawn(|| -> io::Result<Option<File>> {
+            let Ok(mut spill) = tempfile::tempfile() else {
+                return Ok(None);
+            };
+            write_blocks(packages, half..len, &mut spill)?;
+            spill.seek(SeekFrom::Start(0))?;
+            Ok(Some(spill))
+        });
+        write_blocks(packages, 0..half, w)?;
+        match second
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))?
+        {
+            Some(mut spill) => io::copy(&mut spill, w).map(drop),
+            None => write_blocks(packages, half..len, w),
+        }
+    })
+}
+
+/// Below this many blocks one thread is quicker (a thread and a file
+/// cost more than they save).
+const PARALLEL_BLOCKS: usize = 20_000;
+
+/// The lines of the packages at `range`.
+fn write_blocks(packages: &dyn Packages, range: Range<usize>, w: &mut dyn Write) -> io::Result<()> {
     // Lines are put together in one buffer, written out in large pieces.
     let mut out = Vec::with_capacity(1 << 16);
-    packages.for_each(&mut |pkg| {
-        for (f, u) in super::sorted_units(pkg) {
-            out.extend_from_slice(f.file.as_bytes());
-            // `:sl.sc,el.ec stmts count\n`: at most 6 * 11 bytes.
-            let mut tail = [0u8; 66];
-            let mut n = 0;
-            for (sep, v) in [
-                (b':', u.start_line),
-                (b'.', u.start_col),
-                (b',', u.end_line),
-                (b'.', u.end_col),
-                (b' ', u.statements),
-                (b' ', u.count),
-            ] {
-                tail[n] = sep;
-                n += 1 + decimal(v, &mut tail[n + 1..]);
-            }
-            tail[n] = b'\n';
-            out.extend_from_slice(&tail[..=n]);
-            if out.len() >= 1 << 16 {
-                w.write_all(&out)?;
-                out.clear();
-            }
+    packages.blocks(range, &mut |file, u| {
+        out.extend_from_slice(file.as_bytes());
+        // `:sl.sc,el.ec stmts count\n`, at most 6 * 11 bytes, put together
+        // in place: one copy a line, not one a number.
+        let mut tail = [0u8; 66];
+        let mut n = 0;
+        for (sep, v) in [
+            (b':', u.start_line),
+            (b'.', u.start_col),
+            (b',', u.end_line),
+            (b'.', u.end_col),
+            (b' ', u.statements),
+            (b' ', u.count),
+        ] {
+            tail[n] = sep;
+            n = decimal(v, &mut tail, n + 1);
+        }
+        tail[n] = b'\n';
+        out.extend_from_slice(&tail[..=n]);
+        if out.len() >= 1 << 16 {
+            w.write_all(&out)?;
+            out.clear();
         }
         Ok(())
     })?;
     w.write_all(&out)
 }
 
-/// `v` in decimal at the start of `to` (which has room for 10 digits);
-/// returns the number of digits.
-fn decimal(v: u32, to: &mut [u8]) -> usize {
-    let mut buf = itoa::Buffer::new();
-    let digits = buf.format(v).as_bytes();
-    to[..digits.len()].copy_from_slice(digits);
-    digits.len()
+/// "00" to "99".
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// `v` in decimal into `to` from `at` (room for 10 digits); returns where
+/// it ends. Two digits at a time, back to front.
+#[inline]
+fn decimal(v: u32, to: &mut [u8], at: usize) -> usize {
+    let end = at + v.checked_ilog10().unwrap_or(0) as usize + 1;
+    let (mut x, mut i) = (v as usize, end);
+    while x >= 100 {
+        let r = x % 100;
+        x /= 100;
+        i -= 2;
+        to[i..i + 2].copy_from_slice(&PAIRS[2 * r..2 * r + 2]);
+    }
+    if x >= 10 {
+        to[at..at + 2].copy_from_slice(&PAIRS[2 * x..2 * x + 2]);
+    } else {
+        to[at] = b'0' + x as u8;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Function, Package, Profile, Unit};
+
+    /// Halves written on two threads join up to the one-thread output,
+    /// wherever the cut.
+    #[test]
+    fn halves_join_up_to_the_whole() {
+        let package = |path: &str, n: u32| Package {
+            path: path.into(),
+            functions: vec![Function {
+                name: "F".into(),
+                file: format!("{path}/f.go"),
+                literal: false,
+                units: (0..n)
+                    .rev()
+                    .map(|i| Unit {
+                        start_line: i + 1,
+                        start_col: 2,
+                        end_line: i + 2,
+                        end_col: 3,
+                        statements: i % 4,
+                        count: i * 1000,
+                    })
+                    .collect(),
+            }],
+            ..Package::default()
+        };
+        let profile = Profile {
+            mode: crate::model::CounterMode::Count,
+            granularity: crate::model::Granularity::PerBlock,
+            packages: vec![package("a", 3), package("b", 5000), package("c", 1)],
+        };
+        let mut whole = Vec::new();
+        super::write_blocks(&profile, 0..3, &mut whole).unwrap();
+        for half in 0..=3 {
+            let mut joined = Vec::new();
+            super::write_halves(&profile, half, 3, &mut joined).unwrap();
+            assert!(joined == whole, "cut at {half}");
+        }
+    }
+    /// Every length and the edges between them, as `to_string` writes.
+    #[test]
+    fn decimal_writes_what_to_string_writes() {
+        let mut values = vec![0, u32::MAX];
+        for p in 1..10 {
+            let t = 10u32.pow(p);
+            values.extend([t - 1, t, t + 1, t + 37]);
+        }
+        for v in values {
+            let mut to = [b'x'; 14];
+            let end = super::decimal(v, &mut to, 2);
+            assert_eq!(&to[2..end], v.to_string().as_bytes());
+            assert_eq!(to[end..], vec![b'x'; 14 - end][..]);
+        }
+    }
 }
