@@ -12,7 +12,7 @@ use crate::model::Packages;
 /// packages (by block count) is formatted on another thread into an
 /// unnamed temporary file, copied after the first half: the output is
 /// the same, memory stays that of two packages, and a temporary file
-/// that cannot be made means one thread, not an error.
+/// that cannot be made or written means one thread, not an error.
 pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "mode: {}", packages.mode().as_str())?;
     let sizes = packages.sizes();
@@ -41,21 +41,22 @@ fn write_halves(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     std::thread::scope(|s| {
-        let second = s.spawn(|| -> io::Result<Option<File>> {
-            let Ok(mut spill) = tempfile::tempfile() else {
-                return Ok(None);
-            };
+        let second = s.spawn(|| -> io::Result<File> {
+            let mut spill = tempfile::tempfile()?;
             write_blocks(packages, half..len, &mut spill)?;
             spill.seek(SeekFrom::Start(0))?;
-            Ok(Some(spill))
+            Ok(spill)
         });
         write_blocks(packages, 0..half, w)?;
+        // Any failure there (no temporary file, a full disk, damaged data)
+        // is left to this thread's own attempt at the second half, which
+        // reports it as the one-thread path would.
         match second
             .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))?
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
         {
-            Some(mut spill) => io::copy(&mut spill, w).map(drop),
-            None => write_blocks(packages, half..len, w),
+            Ok(mut spill) => io::copy(&mut spill, w).map(drop),
+            Err(_) => write_blocks(packages, half..len, w),
         }
     })
 }
@@ -164,6 +165,46 @@ mod tests {
             assert!(joined == whole, "cut at {half}");
         }
     }
+    /// A failure in the second half (here: data that cannot be read) is
+    /// reported, after the first half was written.
+    #[test]
+    fn a_failing_second_half_is_an_error() {
+        struct Failing;
+        impl crate::model::Packages for Failing {
+            fn mode(&self) -> crate::model::CounterMode {
+                crate::model::CounterMode::Set
+            }
+            fn for_each(
+                &self,
+                _: &mut dyn FnMut(&Package) -> std::io::Result<()>,
+            ) -> std::io::Result<()> {
+                Ok(())
+            }
+            fn blocks(
+                &self,
+                range: std::ops::Range<usize>,
+                visit: &mut dyn FnMut(&str, &Unit) -> std::io::Result<()>,
+            ) -> std::io::Result<()> {
+                if range.start > 0 {
+                    return Err(std::io::Error::other("damaged"));
+                }
+                let unit = Unit {
+                    start_line: 1,
+                    start_col: 1,
+                    end_line: 1,
+                    end_col: 2,
+                    statements: 1,
+                    count: 0,
+                };
+                visit("a.go", &unit)
+            }
+        }
+        let mut out = Vec::new();
+        let err = super::write_halves(&Failing, 1, 2, &mut out).unwrap_err();
+        assert_eq!(err.to_string(), "damaged");
+        assert_eq!(out, b"a.go:1.1,1.2 1 0\n");
+    }
+
     /// Every length and the edges between them, as `to_string` writes.
     #[test]
     fn decimal_writes_what_to_string_writes() {
