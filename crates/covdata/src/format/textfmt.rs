@@ -108,7 +108,7 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 /// it ends. Two digits at a time, back to front.
 #[inline]
 fn decimal(v: u32, to: &mut [u8], at: usize) -> usize {
-    let end = at + v.checked_ilog10().unwrap_or(0) as usize + 1;
+    let end = at + digits(v);
     let (mut x, mut i) = (v as usize, end);
     while x >= 100 {
         let r = x % 100;
@@ -122,6 +122,32 @@ fn decimal(v: u32, to: &mut [u8], at: usize) -> usize {
         to[at] = b'0' + x as u8;
     }
     end
+}
+
+/// The number of decimal digits of `v`: that of the smallest number with
+/// as many bits, plus one if `v` reaches the next power of ten.
+#[inline]
+fn digits(v: u32) -> usize {
+    const POW10: [u64; 11] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+        1_000_000_000,
+        10_000_000_000,
+    ];
+    // Digits of 2^(bits - 1), for 1 to 32 bits (0 counts as 1 bit).
+    const LEAST: [u8; 33] = [
+        1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 7, 7, 7, 8, 8, 8, 9, 9,
+        9, 10, 10,
+    ];
+    let d = LEAST[(32 - (v | 1).leading_zeros()) as usize] as usize;
+    d + usize::from(u64::from(v) >= POW10[d])
 }
 
 #[cfg(test)]
@@ -212,6 +238,9 @@ mod tests {
         for p in 1..10 {
             let t = 10u32.pow(p);
             values.extend([t - 1, t, t + 1, t + 37]);
+        }
+        for v in values.iter().copied().chain((0..40_000).map(|i| i * 7919)) {
+            assert_eq!(super::digits(v), v.to_string().len(), "{v}");
         }
         for v in values {
             let mut to = [b'x'; 14];
