@@ -311,7 +311,6 @@ impl OneBinary {
             units,
             blocks,
             keyed,
-            sorting,
             ..
         } = scratch;
         blocks.clear();
@@ -344,7 +343,7 @@ impl OneBinary {
                 .enumerate()
                 .map(|(k, b)| (packer.pack(fields(b)), k as u32)),
         );
-        format::radix_sort(keyed, packer.bits(), sorting);
+        keyed.sort_unstable();
         if keyed.windows(2).any(|w| w[0].0 == w[1].0) {
             return Ok(false);
         }
@@ -400,7 +399,6 @@ struct Scratch {
     blocks: Vec<(u32, UnitPos)>,
     /// Their sort keys and slots.
     keyed: Vec<(u64, u32)>,
-    sorting: Vec<(u64, u32)>,
 }
 
 #[cfg(unix)]

@@ -95,11 +95,6 @@ impl KeyPacker {
         (widths.iter().sum::<u32>() <= 64).then_some(KeyPacker { widths })
     }
 
-    /// Bits the packed keys use (the low ones).
-    pub(crate) fn bits(&self) -> u32 {
-        self.widths.iter().sum()
-    }
-
     #[inline]
     pub(crate) fn pack(&self, fields: [u32; 6]) -> u64 {
         fields
@@ -117,37 +112,6 @@ impl KeyPacker {
             key >>= w;
         }
         fields
-    }
-}
-
-/// Sort `v` by its keys, which use the low `bits` bits: a byte at a time
-/// from the lowest (LSD radix sort, stable), as many passes as the keys
-/// have bytes, through `scratch`. For the thousands of blocks of a large
-/// package that is a third of the work of a comparison sort; short runs
-/// take the comparison sort.
-pub(crate) fn radix_sort(v: &mut Vec<(u64, u32)>, bits: u32, scratch: &mut Vec<(u64, u32)>) {
-    if v.len() < 256 {
-        v.sort_unstable();
-        return;
-    }
-    scratch.clear();
-    scratch.resize(v.len(), (0, 0));
-    for shift in (0..bits).step_by(8) {
-        let digit = |k: u64| ((k >> shift) & 0xff) as usize;
-        let mut at = [0usize; 256];
-        for &(k, _) in v.iter() {
-            at[digit(k)] += 1;
-        }
-        let mut sum = 0;
-        for a in &mut at {
-            (*a, sum) = (sum, sum + *a);
-        }
-        for &e in v.iter() {
-            let d = &mut at[digit(e.0)];
-            scratch[*d] = e;
-            *d += 1;
-        }
-        std::mem::swap(v, scratch);
     }
 }
 
@@ -201,27 +165,6 @@ mod tests {
 
     /// Both key layouts (packed into one u64, and the wide fallback) give
     /// the order of a plain sort on all fields.
-    /// The radix sort orders as the standard sort does, for short and
-    /// long inputs and any key width.
-    #[test]
-    fn radix_sort_sorts() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for (n, bits) in [(10, 64), (300, 13), (3000, 47), (5000, 64), (5000, 1)] {
-            let mut v: Vec<(u64, u32)> = (0..n)
-                .map(|i| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x & (u64::MAX >> (64 - bits)), i)
-                })
-                .collect();
-            let mut expected = v.clone();
-            expected.sort();
-            radix_sort(&mut v, bits, &mut Vec::new());
-            assert_eq!(v, expected, "{n} keys of {bits} bits");
-        }
-    }
-
     #[test]
     fn sorted_units_follow_go_order_with_either_key() {
         for scale in [1u32, 1 << 29] {
