@@ -18,8 +18,9 @@ pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     let sizes = packages.sizes();
     let total: usize = sizes.iter().sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Ranges run to the end whatever `sizes` says: no package is left out.
     if cores < 2 || total < PARALLEL_BLOCKS {
-        return write_blocks(packages, 0..sizes.len(), w);
+        return write_blocks(packages, 0..usize::MAX, w);
     }
     let mut sum = 0;
     let half = sizes
@@ -29,21 +30,17 @@ pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
             2 * sum >= total
         })
         .map_or(sizes.len(), |i| i + 1);
-    write_halves(packages, half, sizes.len(), w)
+    write_halves(packages, half, w)
 }
 
-/// The lines of packages `..half` on this thread, then those of
-/// `half..len` formatted meanwhile on another.
-fn write_halves(
-    packages: &dyn Packages,
-    half: usize,
-    len: usize,
-    w: &mut dyn Write,
-) -> io::Result<()> {
+/// The lines of packages `..half` on this thread, then those from `half`
+/// on, formatted meanwhile on another.
+fn write_halves(packages: &dyn Packages, half: usize, w: &mut dyn Write) -> io::Result<()> {
+    let rest = half..usize::MAX;
     std::thread::scope(|s| {
         let second = s.spawn(|| -> io::Result<File> {
             let mut spill = tempfile::tempfile()?;
-            write_blocks(packages, half..len, &mut spill)?;
+            write_blocks(packages, rest.clone(), &mut spill)?;
             spill.seek(SeekFrom::Start(0))?;
             Ok(spill)
         });
@@ -56,7 +53,7 @@ fn write_halves(
             .unwrap_or_else(|p| std::panic::resume_unwind(p))
         {
             Ok(mut spill) => io::copy(&mut spill, w).map(drop),
-            Err(_) => write_blocks(packages, half..len, w),
+            Err(_) => write_blocks(packages, rest.clone(), w),
         }
     })
 }
@@ -187,7 +184,7 @@ mod tests {
         super::write_blocks(&profile, 0..3, &mut whole).unwrap();
         for half in 0..=3 {
             let mut joined = Vec::new();
-            super::write_halves(&profile, half, 3, &mut joined).unwrap();
+            super::write_halves(&profile, half, &mut joined).unwrap();
             assert!(joined == whole, "cut at {half}");
         }
     }
@@ -226,7 +223,7 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        let err = super::write_halves(&Failing, 1, 2, &mut out).unwrap_err();
+        let err = super::write_halves(&Failing, 1, &mut out).unwrap_err();
         assert_eq!(err.to_string(), "damaged");
         assert_eq!(out, b"a.go:1.1,1.2 1 0\n");
     }
