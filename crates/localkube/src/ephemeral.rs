@@ -831,6 +831,7 @@ fn prepare(cluster: &Cluster, pod: &PodState, name: &str) -> Result<Prepared, Fa
         host_port: None,
         run: Run::not_started(),
         restart_count: 0,
+        restart_pending: false,
         last: None,
         generation: 0,
         planned_exit: None,

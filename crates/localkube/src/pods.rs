@@ -377,6 +377,7 @@ pub(crate) fn prepare(
                 None => Run::not_started(),
             },
             restart_count: 0,
+            restart_pending: false,
             last: None,
             generation: 0,
             planned_exit: None,
@@ -516,6 +517,12 @@ pub(crate) fn start_container(
     let Some(p) = inner.pod_mut(namespace, pod) else {
         return Ok(());
     };
+    // The new instance exists now, started or not: a booked restart counts.
+    if let Some(c) = p.containers.iter_mut().find(|c| c.name == container)
+        && std::mem::take(&mut c.restart_pending)
+    {
+        c.restart_count += 1;
+    }
     let pod_ref = &*p;
     let process = match started {
         Ok(process) => Arc::new(process),

@@ -128,13 +128,14 @@ pub(crate) fn previous_log(log_file: &std::path::Path) -> std::path::PathBuf {
     log_file.with_file_name("previous.log")
 }
 
-/// Book a container's restart: its ended run becomes `lastState`,
-/// `restartCount` + 1, and its log becomes the previous instance's.
+/// Book a container's restart: its ended run becomes `lastState`, its log
+/// becomes the previous instance's, and `restartCount` + 1 once the new
+/// instance is recorded (see [`ContainerRun::restart_pending`]).
 pub(crate) fn begin_restart(c: &mut ContainerRun) {
     if let Run::Ended(e) = &c.run {
         c.last = Some(e.clone());
     }
-    c.restart_count += 1;
+    c.restart_pending = true;
     let log = &c.spec.log_file;
     if log.exists()
         && let Err(e) = std::fs::rename(log, previous_log(log))

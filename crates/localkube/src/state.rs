@@ -73,6 +73,12 @@ pub(crate) struct ContainerRun {
     pub host_port: Option<u16>,
     pub run: Run,
     pub restart_count: i32,
+    /// A restart was booked: `restart_count` goes up when the new instance
+    /// is recorded (running, or failed to start), not before. The kubelet's
+    /// status shows the old instance's state and count until then (the
+    /// count is the new container's), never the new count with the old
+    /// instance's back-off.
+    pub restart_pending: bool,
     pub last: Option<Ended>,
     /// Bumped on every start, so a late exit report of an old process is ignored.
     pub generation: u64,
