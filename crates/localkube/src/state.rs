@@ -74,10 +74,11 @@ pub(crate) struct ContainerRun {
     pub run: Run,
     pub restart_count: i32,
     /// A restart was booked: `restart_count` goes up when the new instance
-    /// is recorded (running, or failed to start), not before. The kubelet's
-    /// status shows the old instance's state and count until then (the
-    /// count is the new container's), never the new count with the old
-    /// instance's back-off.
+    /// is recorded (running, or failed to start), not before. The kubelet
+    /// never shows the new count with the old instance's back-off: its
+    /// status is made from the last relist before `SyncPod` creates the new
+    /// container (`pkg/kubelet/kubelet.go`), whose labels carry the new
+    /// count (`kuberuntime_container.go` `startContainer`).
     pub restart_pending: bool,
     pub last: Option<Ended>,
     /// Bumped on every start, so a late exit report of an old process is ignored.
