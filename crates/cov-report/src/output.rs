@@ -21,12 +21,9 @@ pub fn stdout(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(
 /// while it was read) is the input's error, reported as such (exit 2);
 /// anything else is the output's.
 fn classify(e: std::io::Error, writing: String) -> anyhow::Error {
-    if !e.get_ref().is_some_and(|i| i.is::<covdata::Error>()) {
-        return anyhow::Error::from(e).context(writing);
-    }
-    match e.into_inner().map(|i| i.downcast::<covdata::Error>()) {
-        Some(Ok(input)) => anyhow::Error::from(*input),
-        _ => anyhow::anyhow!(writing),
+    match e.downcast::<covdata::Error>() {
+        Ok(input) => input.into(),
+        Err(e) => anyhow::Error::from(e).context(writing),
     }
 }
 
@@ -73,4 +70,23 @@ pub fn file(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) 
         let _ = std::fs::remove_file(&tmp);
     }
     renamed
+}
+
+#[cfg(test)]
+mod tests {
+    /// Damaged input met while writing stays the input's error (exit 2);
+    /// anything else is an error writing the named output.
+    #[test]
+    fn write_errors_are_the_inputs_or_the_outputs() {
+        let changed = std::io::Error::other(covdata::Error::Changed {
+            path: "covmeta.x".into(),
+        });
+        let e = super::classify(changed, "writing out.txt".into());
+        assert!(e.downcast_ref::<covdata::Error>().is_some(), "{e:#}");
+
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let e = super::classify(full, "writing out.txt".into());
+        assert!(e.downcast_ref::<covdata::Error>().is_none());
+        assert!(format!("{e:#}").starts_with("writing out.txt: "), "{e:#}");
+    }
 }

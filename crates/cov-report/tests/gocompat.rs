@@ -469,24 +469,19 @@ fn text_profile_through_a_pipe_or_a_link() {
     use std::os::unix::fs::FileTypeExt;
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = &data().root;
-    let go_out = tmp.path().join("go.txt");
-    let go = Command::new(go_covdata_bin())
-        .args(["textfmt", "-i=d1"])
-        .arg(format!("-o={}", go_out.display()))
-        .current_dir(dir)
-        .output()
-        .expect("run covdata");
-    assert!(go.status.success(), "{}", text(&go.stderr));
-    let expected = std::fs::read(&go_out).expect("go's profile");
-    let ours = |out: &Path| {
-        let o = Command::new(env!("CARGO_BIN_EXE_cov-report"))
+    let textfmt = |tool: &Path, out: &Path| {
+        let o = Command::new(tool)
             .args(["textfmt", "-i=d1"])
             .arg(format!("-o={}", out.display()))
             .current_dir(dir)
             .output()
-            .expect("run cov-report");
+            .expect("run the tool");
         assert!(o.status.success(), "{}", text(&o.stderr));
     };
+    let go_out = tmp.path().join("go.txt");
+    textfmt(go_covdata_bin(), &go_out);
+    let expected = std::fs::read(&go_out).expect("go's profile");
+    let ours = |out: &Path| textfmt(Path::new(env!("CARGO_BIN_EXE_cov-report")), out);
 
     let fifo = tmp.path().join("pipe");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");

@@ -544,17 +544,12 @@ fn add_small<const SET: bool>(d: &mut u32, b: u8) {
 /// before, so there is no byte-by-byte tail).
 #[inline(always)]
 fn all_short(bytes: &[u8]) -> bool {
-    let word = |c: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        u64::from_le_bytes(w)
-    };
     let mut high = match bytes.last_chunk::<8>() {
         Some(last) => u64::from_le_bytes(*last),
         None => bytes.iter().fold(0, |h, &b| h | u64::from(b)),
     };
-    for c in bytes.chunks_exact(8) {
-        high |= word(c);
+    for w in bytes.as_chunks::<8>().0 {
+        high |= u64::from_le_bytes(*w);
     }
     high & HIGH_BITS == 0
 }

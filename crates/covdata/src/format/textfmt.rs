@@ -154,7 +154,7 @@ mod tests {
     /// Halves written on two threads join up to the one-thread output,
     /// wherever the cut.
     #[test]
-    fn halves_join_up_to_the_whole() {
+    fn halves_join_up_to_the_whole() -> std::io::Result<()> {
         let package = |path: &str, n: u32| Package {
             path: path.into(),
             functions: vec![Function {
@@ -181,12 +181,13 @@ mod tests {
             packages: vec![package("a", 3), package("b", 5000), package("c", 1)],
         };
         let mut whole = Vec::new();
-        super::write_blocks(&profile, 0..3, &mut whole).unwrap();
+        super::write_blocks(&profile, 0..3, &mut whole)?;
         for half in 0..=3 {
             let mut joined = Vec::new();
-            super::write_halves(&profile, half, &mut joined).unwrap();
+            super::write_halves(&profile, half, &mut joined)?;
             assert!(joined == whole, "cut at {half}");
         }
+        Ok(())
     }
     /// A failure in the second half (here: data that cannot be read) is
     /// reported, after the first half was written.

@@ -381,24 +381,28 @@ impl Case {
         let go_out = self.out.path().join("go.out");
         let our_out = self.out.path().join("ours.out");
         let (mut go, mut us, mut tool) = (Vec::new(), Vec::new(), Vec::new());
-        let go_tool = || -> Result<Command> {
-            let mut cmd = wrapper.command()?;
-            cmd.args(["tool", "covdata"]).args(self.go_args(&go_out));
-            Ok(cmd)
-        };
+        // The three commands, timed alternately, then measured for memory.
+        let mut go_bin = Command::new(theirs);
+        go_bin.args(self.go_args(&go_out));
+        let mut ours_cmd = Command::new(ours);
+        ours_cmd.args(self.our_args(&our_out));
+        let mut go_tool = wrapper.command()?;
+        go_tool
+            .args(["tool", "covdata"])
+            .args(self.go_args(&go_out));
         for _ in 0..runs {
-            go.push(timed(Command::new(theirs).args(self.go_args(&go_out)))?);
-            us.push(timed(Command::new(ours).args(self.our_args(&our_out)))?);
-            tool.push(timed(&mut go_tool()?)?);
+            go.push(timed(&mut go_bin)?);
+            us.push(timed(&mut ours_cmd)?);
+            tool.push(timed(&mut go_tool)?);
         }
         let (mut go, mut us, mut tool) = (
             Measured::median(&go),
             Measured::median(&us),
             Measured::median(&tool),
         );
-        go.rss = peak_rss(Command::new(theirs).args(self.go_args(&go_out)), runs)?;
-        us.rss = peak_rss(Command::new(ours).args(self.our_args(&our_out)), runs)?;
-        tool.rss = peak_rss(&go_tool()?, runs)?;
+        go.rss = peak_rss(&go_bin, runs)?;
+        us.rss = peak_rss(&ours_cmd, runs)?;
+        tool.rss = peak_rss(&go_tool, runs)?;
         Ok((go, us, tool))
     }
 
