@@ -471,7 +471,15 @@ async fn kube_rs_forwards_over_v4_channels() {
         assert_hello(&g.await.unwrap().unwrap(), "web");
     }
     // Nothing listening: the error channel carries the kubelet's message.
-    let err = kube_rs_get(&pods, "web", 9999).await.unwrap_err();
+    // Nothing is sent: the server closes the WebSocket after the message,
+    // as the kubelet does, and kube-rs drops an error it has not yet handed
+    // over when a write to the closed socket fails first.
+    let mut pf = pods.portforward("web", &[9999]).await.unwrap();
+    let error = pf.take_error(9999).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), error)
+        .await
+        .expect("the error message within 10 s")
+        .expect("an error message");
     assert!(
         err.starts_with("error forwarding port 9999 to pod ") && err.contains("connection refused"),
         "{err}"
