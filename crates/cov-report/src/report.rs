@@ -141,13 +141,6 @@ pub fn write_reports(profile: &Profile, args: &ReportArgs) -> Result<Vec<PathBuf
             .map_or_else(std::env::current_dir, Ok)
             .context("finding the current folder for --source-root")?,
     };
-    let goroot = args.goroot.clone().or_else(covformats::find_goroot);
-    let sources = SourceMap::discover(&root, goroot);
-    let report = Report::new(profile, &sources);
-    let options = Options {
-        source_root: Some(root),
-        ..Options::default()
-    };
     let dir = &crate::inputs::in_work_dir(&args.out_dir);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating --out-dir {}", dir.display()))?;
@@ -160,7 +153,9 @@ pub fn write_reports(profile: &Profile, args: &ReportArgs) -> Result<Vec<PathBuf
         })
         .collect();
     let textfmt = args.formats.contains(&OutFormat::Textfmt);
-    // The text profile is written beside the other formats, in parallel.
+    // The text profile needs no sources: it is written on another thread
+    // while this one maps the sources and builds the views the other
+    // formats share.
     let (rich_written, text_written) = std::thread::scope(|s| {
         let text = s.spawn(|| -> Result<Option<PathBuf>> {
             if !textfmt {
@@ -170,7 +165,18 @@ pub fn write_reports(profile: &Profile, args: &ReportArgs) -> Result<Vec<PathBuf
             crate::output::file(&path, |w| covdata::format::textfmt::write(profile, w))?;
             Ok(Some(path))
         });
-        let rich = covformats::write_files(&report, &rich, &options, dir);
+        let rich = if rich.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let goroot = args.goroot.clone().or_else(covformats::find_goroot);
+            let sources = SourceMap::discover(&root, goroot);
+            let report = Report::new(profile, &sources);
+            let options = Options {
+                source_root: Some(root),
+                ..Options::default()
+            };
+            covformats::write_files(&report, &rich, &options, dir)
+        };
         let text = text.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (rich, text)
     });

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Folders never searched for `go.mod`: they hold copies, caches or test
 /// fixtures, never the module a binary was built from.
@@ -137,20 +137,31 @@ impl SourceMap {
     /// Where a coverage file name leads: a readable source, nothing, or a
     /// name that must not be read (see the module doc).
     pub fn lookup(&self, name: &str) -> Resolution {
+        let mut folders = Folders::new();
+        self.lookup_by(name, |path| real_path(path, &mut folders))
+    }
+
+    /// [`SourceMap::lookup`], with `real` giving a candidate's canonical
+    /// path (`..` and every symbolic link resolved) and whether it is a
+    /// regular file, `None` when nothing is there.
+    fn lookup_by(
+        &self,
+        name: &str,
+        mut real: impl FnMut(&Path) -> Option<(PathBuf, bool)>,
+    ) -> Resolution {
         if !name.ends_with(".go") {
             return Resolution::Refused("not a .go file");
         }
         let mut outside = false;
         for candidate in self.candidates(name) {
-            // Resolves `..` and every symbolic link; fails when nothing is there.
-            let Ok(real) = fs::canonicalize(&candidate) else {
+            let Some((real, is_file)) = real(&candidate) else {
                 continue;
             };
             if !self.allowed.iter().any(|root| real.starts_with(root)) {
                 outside = true;
                 continue;
             }
-            if real.is_file() {
+            if is_file {
                 return Resolution::Found(candidate);
             }
         }
@@ -181,6 +192,76 @@ impl SourceMap {
         }
         out
     }
+}
+
+/// Canonical forms of folders, `None` for those that do not resolve.
+type Folders = HashMap<PathBuf, Option<PathBuf>>;
+
+/// The canonical path of `path` and whether it is a regular file, as
+/// `fs::canonicalize` and `is_file` tell, or `None` if nothing is there:
+/// the canonical folder (remembered in `folders` across calls: resolving a
+/// whole path costs a `readlink` per component, and a report's files share
+/// few folders) joined with the last component, unless that is a symbolic
+/// link (then resolved whole). `path` ends in a normal component (a name
+/// ending in `.go`).
+fn real_path(path: &Path, folders: &mut Folders) -> Option<(PathBuf, bool)> {
+    let kind = fs::symlink_metadata(path).ok()?.file_type();
+    let real = match (path.parent(), path.file_name()) {
+        (Some(folder), Some(file)) if !kind.is_symlink() => {
+            real_folder(folder, folders)?.join(file)
+        }
+        _ => fs::canonicalize(path).ok()?,
+    };
+    let is_file = if kind.is_symlink() {
+        real.is_file()
+    } else {
+        kind.is_file()
+    };
+    Some((real, is_file))
+}
+
+/// The canonical form of `folder`, as `fs::canonicalize` gives it, built
+/// from its nearest ancestor in `folders`: one `lstat` per new folder
+/// rather than a `readlink` per component of each path.
+fn real_folder(folder: &Path, folders: &mut Folders) -> Option<PathBuf> {
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    let mut below = Vec::new();
+    let mut at = folder;
+    let mut real = loop {
+        if let Some(known) = folders.get(at) {
+            break known.clone();
+        }
+        match (at.parent(), at.components().next_back()) {
+            (Some(parent), Some(Component::Normal(_))) if !parent.as_os_str().is_empty() => {
+                below.push(at);
+                at = parent;
+            }
+            // A root, `.`, `..` or a single relative name: resolved whole.
+            _ => {
+                let r = fs::canonicalize(at).ok();
+                folders.insert(at.to_path_buf(), r.clone());
+                break r;
+            }
+        }
+    };
+    for dir in below.into_iter().rev() {
+        real = real.and_then(|parent| {
+            let kind = fs::symlink_metadata(dir).ok()?.file_type();
+            if kind.is_symlink() {
+                fs::canonicalize(dir).ok()
+            } else if kind.is_dir() {
+                Some(parent.join(dir.file_name()?))
+            } else {
+                None
+            }
+        });
+        folders.insert(dir.to_path_buf(), real.clone());
+    }
+    real
 }
 
 /// The folders that exist among `roots`, canonical.
@@ -243,13 +324,14 @@ pub fn find_goroot() -> Option<PathBuf> {
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
     cache: HashMap<String, Resolution>,
+    folders: Folders,
 }
 
 impl Resolved {
     pub(crate) fn get(&mut self, map: &SourceMap, name: &str) -> Resolution {
         self.cache
             .entry(name.to_string())
-            .or_insert_with(|| map.lookup(name))
+            .or_insert_with(|| map.lookup_by(name, |path| real_path(path, &mut self.folders)))
             .clone()
     }
 }
@@ -335,5 +417,54 @@ mod tests {
             map.lookup("example.com/app/main.go"),
             Resolution::Found(_)
         ));
+    }
+
+    /// Folders resolved once and reused give what resolving each whole
+    /// path gives: folder links inside and outside, `..` through a missing
+    /// folder, a folder named like a source.
+    #[test]
+    fn remembered_folders_resolve_as_whole_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("src");
+        fs::create_dir_all(root.join("app/pkg/sub.go")).unwrap();
+        fs::create_dir_all(tmp.path().join("outside")).unwrap();
+        fs::write(root.join("app/go.mod"), "module example.com/app\n").unwrap();
+        fs::write(root.join("app/pkg/a.go"), "package pkg\n").unwrap();
+        fs::write(tmp.path().join("outside/b.go"), "package b\n").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside"), root.join("app/out")).unwrap();
+        std::os::unix::fs::symlink(root.join("app/pkg"), root.join("app/alias")).unwrap();
+        let map = SourceMap::discover(&root, None);
+        let names = [
+            "example.com/app/pkg/a.go",
+            "example.com/app/out/b.go",
+            "example.com/app/alias/a.go",
+            "example.com/app/alias/../pkg/a.go",
+            "example.com/app/gone/../pkg/a.go",
+            "example.com/app/pkg/sub.go",
+            "example.com/app/pkg/sub.go/../a.go",
+            "example.com/app/out/../../../outside/b.go",
+        ];
+        let whole = |name| {
+            map.lookup_by(name, |path| {
+                let real = fs::canonicalize(path).ok()?;
+                let is_file = real.is_file();
+                Some((real, is_file))
+            })
+        };
+        let mut resolved = Resolved::default();
+        for name in names.iter().chain(&names) {
+            assert_eq!(resolved.get(&map, name), whole(name), "{name}");
+            assert_eq!(map.lookup(name), whole(name), "{name}");
+        }
+        let outside = Resolution::Refused("outside --source-root and --goroot");
+        assert_eq!(resolved.get(&map, "example.com/app/out/b.go"), outside);
+        assert!(matches!(
+            resolved.get(&map, "example.com/app/alias/a.go"),
+            Resolution::Found(_)
+        ));
+        assert_eq!(
+            resolved.get(&map, "example.com/app/pkg/sub.go"),
+            Resolution::Missing
+        );
     }
 }
