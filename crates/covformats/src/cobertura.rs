@@ -22,7 +22,7 @@ use crate::view::{Report, Tally};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io::Result<()> {
+pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> io::Result<()> {
     let mut sources: Vec<PathBuf> = Vec::new();
     if let Some(root) = &options.source_root {
         sources.push(root.to_path_buf());
@@ -99,7 +99,7 @@ pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io:
     out.write_all(b"  </packages>\n</coverage>\n")
 }
 
-fn write_lines(out: &mut dyn Write, lines: &[(u32, u32)], indent: &str) -> io::Result<()> {
+fn write_lines<W: Write>(out: &mut W, lines: &[(u32, u32)], indent: &str) -> io::Result<()> {
     let mut buf = Vec::with_capacity(lines.len() * (indent.len() + 48));
     for &(line, hits) in lines {
         buf.extend_from_slice(indent.as_bytes());

@@ -12,10 +12,16 @@
 //! a column, or on load from a `#sort=<name|stmts|covered|pct>[-desc]` link).
 
 use crate::Options;
-use crate::escape::{Esc, write_escaped, write_escaped_bytes};
+use crate::escape::{Esc, push_escaped, push_text, push_u64, write_escaped};
 use crate::view::{FileView, Report};
+use covdata::format::split;
 use covdata::model::{CounterMode, Statements};
 use std::io::{self, Write};
+use std::ops::Range;
+
+/// Source lines from which the page is rendered on two threads (about a
+/// megabyte of Go; fewer cost more in a thread and a file than they save).
+const PARALLEL_LINES: usize = 30_000;
 
 const STYLE: &str = r#"
 :root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg2: #f6f8fa; }
@@ -108,18 +114,39 @@ fn rgb(n: u32) -> String {
 }
 
 /// Go's level for a count, given the file's largest count.
+#[cfg(test)]
 fn level(count: u32, max: u32) -> u32 {
-    if count == 0 {
-        0
-    } else if max <= 1 {
-        8
-    } else {
-        let norm = f64::from(count).ln() / f64::from(max).ln();
-        (norm * 9.0).floor() as u32 + 1
+    Levels::new(max).of(count)
+}
+
+/// Go's levels for the counts of a file whose largest count is `max`.
+struct Levels {
+    max: u32,
+    /// `ln(max)`, once per file.
+    ln_max: f64,
+}
+
+impl Levels {
+    fn new(max: u32) -> Levels {
+        Levels {
+            max,
+            ln_max: f64::from(max).ln(),
+        }
+    }
+
+    fn of(&self, count: u32) -> u32 {
+        if count == 0 {
+            0
+        } else if self.max <= 1 {
+            8
+        } else {
+            let norm = f64::from(count).ln() / self.ln_max;
+            (norm * 9.0).floor() as u32 + 1
+        }
     }
 }
 
-pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io::Result<()> {
+pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> io::Result<()> {
     let total = report.statements;
     write!(
         out,
@@ -146,9 +173,16 @@ pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io:
     )?;
     write_tree(report, out)?;
     let numbers = LineNumbers::new(report);
-    for (i, (_, file)) in report.files().enumerate() {
-        write_file(i, file, &numbers, out)?;
-    }
+    let files: Vec<&FileView<'_>> = report.files().map(|(_, f)| f).collect();
+    // Most of the page is sources: with enough of them, the second half of
+    // the sections is rendered on another thread.
+    let lines = |f: &&FileView<'_>| match (&f.source, f.units.last()) {
+        (Some(_), Some(u)) => u.end_line as usize,
+        _ => 0,
+    };
+    let half = (files.iter().map(lines).sum::<usize>() >= PARALLEL_LINES && split::worth_it())
+        .then(|| split::half(files.iter().map(lines)));
+    write_sections(&files, &numbers, half, out)?;
     out.write_all(b"</main>\n<footer>\n")?;
     write_legend(report.profile.mode, out)?;
     writeln!(
@@ -157,8 +191,8 @@ pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io:
     )
 }
 
-fn write_row(
-    out: &mut dyn Write,
+fn write_row<W: Write>(
+    out: &mut W,
     class: &str,
     name: &str,
     link: Option<usize>,
@@ -183,7 +217,7 @@ fn write_row(
     )
 }
 
-fn write_tree(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
+fn write_tree<W: Write>(report: &Report<'_>, out: &mut W) -> io::Result<()> {
     out.write_all(
         b"<table class=\"tree\" id=\"tree\">\n<thead><tr>\
           <th><button type=\"button\" data-key=\"name\">Package / file</button></th>\
@@ -204,7 +238,7 @@ fn write_tree(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     out.write_all(b"</table>\n")
 }
 
-fn write_legend(mode: CounterMode, out: &mut dyn Write) -> io::Result<()> {
+fn write_legend<W: Write>(mode: CounterMode, out: &mut W) -> io::Result<()> {
     out.write_all(b"<p id=\"legend\"><span>not tracked</span>")?;
     if mode == CounterMode::Set {
         out.write_all(
@@ -222,66 +256,113 @@ fn write_legend(mode: CounterMode, out: &mut dyn Write) -> io::Result<()> {
     out.write_all(b"</p>")
 }
 
-fn write_file(
+/// The files' sections, those from `half` on (if given) rendered on
+/// another thread meanwhile.
+fn write_sections(
+    files: &[&FileView<'_>],
+    numbers: &LineNumbers,
+    half: Option<usize>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let sections = |w: &mut dyn Write, range: Range<usize>| -> io::Result<()> {
+        // Both reused from file to file: fresh large buffers cost page faults.
+        let (mut buf, mut src) = (Vec::with_capacity(1 << 16), Vec::new());
+        for (i, file) in files.iter().enumerate().take(range.end).skip(range.start) {
+            buf.clear();
+            render_file(i, file, numbers, &mut src, &mut buf);
+            w.write_all(&buf)?;
+        }
+        Ok(())
+    };
+    match half {
+        Some(half) => split::write_split(
+            out,
+            |w| sections(w, 0..half),
+            |w| sections(w, half..files.len()),
+        ),
+        None => sections(out, 0..files.len()),
+    }
+}
+
+/// One file's section, rendered into `buf` (one write per file: the page
+/// is mostly these, and building them in memory skips the formatting
+/// machinery and a writer call per span).
+fn render_file(
     index: usize,
     file: &FileView<'_>,
     numbers: &LineNumbers,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    writeln!(
-        out,
-        "<section class=\"src\" id=\"f{index}\"><h2><a href=\"#top\" title=\"back to the tree\">&uarr;</a> {} &mdash; {:.1}%</h2>",
-        Esc(file.name),
-        file.statements.percent()
-    )?;
-    let source = file.source.as_ref().map(|p| (p, std::fs::read(p)));
+    src: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+) {
+    buf.extend_from_slice(b"<section class=\"src\" id=\"f");
+    push_u64(buf, index as u64);
+    buf.extend_from_slice(b"\"><h2><a href=\"#top\" title=\"back to the tree\">&uarr;</a> ");
+    push_escaped(buf, file.name.as_bytes());
+    buf.extend_from_slice(b" &mdash; ");
+    push_percent(buf, file.statements.percent());
+    buf.extend_from_slice(b"%</h2>\n");
+    let source = file.source.as_ref().map(|p| (p, read_into(p, src)));
     match &source {
-        Some((p, Ok(_))) => writeln!(out, "<p>{}</p>", Esc(&p.to_string_lossy()))?,
-        Some((p, Err(e))) => writeln!(
-            out,
-            "<p>source {} could not be read: {}</p>",
-            Esc(&p.to_string_lossy()),
-            Esc(&e.to_string())
-        )?,
-        None => out.write_all(
+        Some((p, Ok(_))) => {
+            buf.extend_from_slice(b"<p>");
+            push_escaped(buf, p.to_string_lossy().as_bytes());
+            buf.extend_from_slice(b"</p>\n");
+        }
+        Some((p, Err(e))) => {
+            buf.extend_from_slice(b"<p>source ");
+            push_escaped(buf, p.to_string_lossy().as_bytes());
+            buf.extend_from_slice(b" could not be read: ");
+            push_escaped(buf, e.to_string().as_bytes());
+            buf.extend_from_slice(b"</p>\n");
+        }
+        None => buf.extend_from_slice(
             b"<p>source not found: give --source-root (modules) or --goroot (standard library)</p>\n",
-        )?,
+        ),
     }
-    out.write_all(b"<table class=\"funcs\"><thead><tr><th>Function</th><th class=\"num\">Line</th><th class=\"num\">Statements</th><th class=\"num\">Coverage</th></tr></thead><tbody>\n")?;
+    buf.extend_from_slice(b"<table class=\"funcs\"><thead><tr><th>Function</th><th class=\"num\">Line</th><th class=\"num\">Statements</th><th class=\"num\">Coverage</th></tr></thead><tbody>\n");
     for f in &file.functions {
-        writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td></tr>",
-            Esc(&f.name),
-            f.start_line,
-            f.statements.total,
-            f.statements.percent()
-        )?;
+        buf.extend_from_slice(b"<tr><td>");
+        push_escaped(buf, f.name.as_bytes());
+        buf.extend_from_slice(b"</td><td class=\"num\">");
+        push_u64(buf, f.start_line.into());
+        buf.extend_from_slice(b"</td><td class=\"num\">");
+        push_u64(buf, f.statements.total);
+        buf.extend_from_slice(b"</td><td class=\"num\">");
+        push_percent(buf, f.statements.percent());
+        buf.extend_from_slice(b"%</td></tr>\n");
     }
-    out.write_all(b"</tbody></table>\n")?;
-    if let Some((_, Ok(src))) = &source {
+    buf.extend_from_slice(b"</tbody></table>\n");
+    if let Some((_, Ok(()))) = &source {
         // Valid UTF-8 is written as is (escaping touches ASCII only); other
         // bytes become U+FFFD, once, for the whole file.
         match std::str::from_utf8(src) {
-            Ok(_) => write_source(file, src, numbers, out)?,
+            Ok(_) => render_source(file, src, numbers, buf),
             Err(_) => {
                 let text = String::from_utf8_lossy(src);
-                write_source(file, text.as_bytes(), numbers, out)?;
+                render_source(file, text.as_bytes(), numbers, buf);
             }
         }
     }
-    out.write_all(b"</section>\n")
+    buf.extend_from_slice(b"</section>\n");
+}
+
+/// The whole file at `path` into `buf`, replacing what it held.
+fn read_into(path: &std::path::Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    std::fs::File::open(path)?.read_to_end(buf).map(drop)
+}
+
+/// `{:.1}` of a percentage.
+fn push_percent(buf: &mut Vec<u8>, pct: f64) {
+    // Writing to a Vec cannot fail.
+    let _ = write!(buf, "{pct:.1}");
 }
 
 /// The source with one span per unit, as `go tool cover -html` marks it.
-fn write_source(
-    file: &FileView<'_>,
-    src: &[u8],
-    numbers: &LineNumbers,
-    out: &mut dyn Write,
-) -> io::Result<()> {
+fn render_source(file: &FileView<'_>, src: &[u8], numbers: &LineNumbers, buf: &mut Vec<u8>) {
     let mut line_starts = vec![0usize];
-    line_starts.extend(memchr_all(b'\n', src).map(|i| i + 1));
+    line_starts.extend(memchr::memchr_iter(b'\n', src).map(|i| i + 1));
     let line_count = if src.last() == Some(&b'\n') || src.is_empty() {
         line_starts.len() - 1
     } else {
@@ -294,10 +375,10 @@ fn write_source(
             None => src.len(),
         }
     };
-    out.write_all(b"<div class=\"code\"><pre class=\"nums\">")?;
-    out.write_all(numbers.first(line_count).as_bytes())?;
-    out.write_all(b"</pre><pre class=\"body\">")?;
-    let max = file.max_count();
+    buf.extend_from_slice(b"<div class=\"code\"><pre class=\"nums\">");
+    buf.extend_from_slice(numbers.first(line_count).as_bytes());
+    buf.extend_from_slice(b"</pre><pre class=\"body\">");
+    let levels = Levels::new(file.max_count());
     let mut pos = 0usize;
     for u in &file.units {
         let start = offset(u.start_line, u.start_col).max(pos);
@@ -305,26 +386,18 @@ fn write_source(
         if end <= start {
             continue;
         }
-        write_escaped_bytes(out, &src[pos..start])?;
-        write!(
-            out,
-            "<span class=\"cov{}\" title=\"{}\">",
-            level(u.count, max),
-            u.count
-        )?;
-        write_escaped_bytes(out, &src[start..end])?;
-        out.write_all(b"</span>")?;
+        push_text(buf, &src[pos..start]);
+        buf.extend_from_slice(b"<span class=\"cov");
+        push_u64(buf, levels.of(u.count).into());
+        buf.extend_from_slice(b"\" title=\"");
+        push_u64(buf, u.count.into());
+        buf.extend_from_slice(b"\">");
+        push_text(buf, &src[start..end]);
+        buf.extend_from_slice(b"</span>");
         pos = end;
     }
-    write_escaped_bytes(out, &src[pos..])?;
-    out.write_all(b"</pre></div>\n")
-}
-
-fn memchr_all(needle: u8, hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    hay.iter()
-        .enumerate()
-        .filter(move |&(_, &b)| b == needle)
-        .map(|(i, _)| i)
+    push_text(buf, &src[pos..]);
+    buf.extend_from_slice(b"</pre></div>\n");
 }
 
 /// `"1\n2\n…"` built once for the longest file; each file uses a prefix.
@@ -397,6 +470,38 @@ mod tests {
         assert_eq!(html.matches("<section class=\"src\"").count(), 3);
         assert_eq!(html.matches("<tr class=\"pkg\"").count(), 2);
         assert!(html.contains("*DB.Get&lt;&amp;&gt;"));
+    }
+
+    /// Sections rendered on two threads join up to those of one, for every
+    /// cut point.
+    #[test]
+    fn split_sections_join_up_to_the_whole() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        for (i, name) in ["main.go", "util.go"].iter().enumerate() {
+            let body: String = (0..40).map(|l| format!("// {i} line {l} <&>\n")).collect();
+            std::fs::write(tmp.path().join(name), body)?;
+        }
+        let profile = sample();
+        let map = SourceMap::new(
+            vec![crate::sourcemap::Module {
+                path: "example.com/app".into(),
+                dir: tmp.path().into(),
+            }],
+            None,
+        );
+        let report = Report::new(&profile, &map);
+        let files: Vec<&FileView<'_>> = report.files().map(|(_, f)| f).collect();
+        let numbers = LineNumbers::new(&report);
+        let mut whole = Vec::new();
+        write_sections(&files, &numbers, None, &mut whole)?;
+        let text = String::from_utf8_lossy(&whole);
+        assert!(text.contains("// 0 line 39 &lt;&amp;&gt;") && text.contains("// 1 line 0"));
+        for half in 0..=files.len() {
+            let mut joined = Vec::new();
+            write_sections(&files, &numbers, Some(half), &mut joined)?;
+            assert_eq!(joined, whole, "cut at {half}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl Serialize for Units<'_> {
     }
 }
 
-pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io::Result<()> {
+pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> io::Result<()> {
     let doc = Document {
         schema: SCHEMA_NAME,
         version: SCHEMA_VERSION,

@@ -10,7 +10,7 @@ use crate::escape::push_u32;
 use crate::view::Report;
 use std::io::{self, Write};
 
-pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
+pub fn write<W: Write>(report: &Report<'_>, out: &mut W) -> io::Result<()> {
     out.write_all(b"TN:\n")?;
     let mut first = true;
     for (_, file) in report.files() {

@@ -120,11 +120,11 @@ pub enum Error {
 }
 
 /// Writes one format to a stream.
-pub fn write(
+pub fn write<W: Write>(
     format: Format,
     report: &Report<'_>,
     options: &Options,
-    out: &mut dyn Write,
+    out: &mut W,
 ) -> io::Result<()> {
     match format {
         Format::Html => html::write(report, options, out),
@@ -176,7 +176,7 @@ pub fn write_files(
 /// Writes a file through `<name>.tmp` + rename.
 pub fn write_atomically(
     path: &Path,
-    body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    body: impl FnOnce(&mut BufWriter<std::fs::File>) -> io::Result<()>,
 ) -> Result<(), Error> {
     let err = |source| Error::Write {
         path: path.to_path_buf(),

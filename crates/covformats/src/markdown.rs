@@ -6,7 +6,7 @@ use crate::Options;
 use crate::view::Report;
 use std::io::{self, Write};
 
-pub fn write(report: &Report<'_>, options: &Options, out: &mut dyn Write) -> io::Result<()> {
+pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> io::Result<()> {
     let total = report.statements;
     writeln!(
         out,

@@ -15,6 +15,7 @@
 pub mod func;
 pub mod percent;
 pub mod pkglist;
+pub mod split;
 pub mod tabwriter;
 pub mod textfmt;
 

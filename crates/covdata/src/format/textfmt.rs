@@ -1,61 +1,36 @@
 //! `go tool covdata textfmt`: the text profile `go tool cover` reads.
 
-use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::ops::Range;
 
+use super::split;
 use crate::model::Packages;
 
 /// `mode: <mode>` then `file:sl.sc,el.ec stmts count` per block.
 ///
 /// With two cores or more and enough blocks, the second half of the
-/// packages (by block count) is formatted on another thread into an
-/// unnamed temporary file, copied after the first half: the output is
-/// the same, memory stays that of two packages, and a temporary file
-/// that cannot be made or written means one thread, not an error.
+/// packages (by block count) is formatted on another thread
+/// ([`split::write_split`]): the output is the same, memory stays that
+/// of two packages.
 pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "mode: {}", packages.mode().as_str())?;
     let sizes = packages.sizes();
     let total: usize = sizes.iter().sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Ranges run to the end whatever `sizes` says: no package is left out.
-    if cores < 2 || total < PARALLEL_BLOCKS {
+    if total < PARALLEL_BLOCKS || !split::worth_it() {
         return write_blocks(packages, 0..usize::MAX, w);
     }
-    let mut sum = 0;
-    let half = sizes
-        .iter()
-        .position(|&n| {
-            sum += n;
-            2 * sum >= total
-        })
-        .map_or(sizes.len(), |i| i + 1);
-    write_halves(packages, half, w)
+    write_halves(packages, split::half(sizes), w)
 }
 
 /// The lines of packages `..half` on this thread, then those from `half`
 /// on, formatted meanwhile on another.
 fn write_halves(packages: &dyn Packages, half: usize, w: &mut dyn Write) -> io::Result<()> {
-    let rest = half..usize::MAX;
-    std::thread::scope(|s| {
-        let second = s.spawn(|| -> io::Result<File> {
-            let mut spill = tempfile::tempfile()?;
-            write_blocks(packages, rest.clone(), &mut spill)?;
-            spill.seek(SeekFrom::Start(0))?;
-            Ok(spill)
-        });
-        write_blocks(packages, 0..half, w)?;
-        // Any failure there (no temporary file, a full disk, damaged data)
-        // is left to this thread's own attempt at the second half, which
-        // reports it as the one-thread path would.
-        match second
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        {
-            Ok(mut spill) => io::copy(&mut spill, w).map(drop),
-            Err(_) => write_blocks(packages, rest.clone(), w),
-        }
-    })
+    split::write_split(
+        w,
+        |w| write_blocks(packages, 0..half, w),
+        |w| write_blocks(packages, half..usize::MAX, w),
+    )
 }
 
 /// Below this many blocks one thread is quicker (a thread and a file
