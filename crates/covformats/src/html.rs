@@ -20,8 +20,10 @@ use std::io::{self, Write};
 use std::ops::Range;
 
 /// Source lines from which the page is rendered on two threads (about a
-/// megabyte of Go; fewer cost more in a thread and a file than they save).
+/// megabyte of Go; fewer cost more in a thread than they save), in pieces
+/// of about [`CHUNK_LINES`] (a few hundred kilobytes of page).
 const PARALLEL_LINES: usize = 30_000;
+const CHUNK_LINES: usize = 4_000;
 
 const STYLE: &str = r#"
 :root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg2: #f6f8fa; }
@@ -180,9 +182,9 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
         (Some(_), Some(u)) => u.end_line as usize,
         _ => 0,
     };
-    let half = (files.iter().map(lines).sum::<usize>() >= PARALLEL_LINES && split::worth_it())
-        .then(|| split::half(files.iter().map(lines)));
-    write_sections(&files, &numbers, half, out)?;
+    let chunks = (files.iter().map(lines).sum::<usize>() >= PARALLEL_LINES && split::worth_it())
+        .then(|| split::cuts(files.iter().map(lines), CHUNK_LINES));
+    write_sections(&files, &numbers, chunks.as_deref(), out)?;
     out.write_all(b"</main>\n<footer>\n")?;
     write_legend(report.profile.mode, out)?;
     writeln!(
@@ -256,31 +258,35 @@ fn write_legend<W: Write>(mode: CounterMode, out: &mut W) -> io::Result<()> {
     out.write_all(b"</p>")
 }
 
-/// The files' sections, those from `half` on (if given) rendered on
-/// another thread meanwhile.
+/// The files' sections; cut at `chunks` (bounds of file indexes), the odd
+/// pieces rendered on another thread meanwhile.
 fn write_sections(
     files: &[&FileView<'_>],
     numbers: &LineNumbers,
-    half: Option<usize>,
+    chunks: Option<&[usize]>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let sections = |w: &mut dyn Write, range: Range<usize>| -> io::Result<()> {
-        // Both reused from file to file: fresh large buffers cost page faults.
-        let (mut buf, mut src) = (Vec::with_capacity(1 << 16), Vec::new());
+    let render = |range: Range<usize>, buf: &mut Vec<u8>, src: &mut Vec<u8>| {
         for (i, file) in files.iter().enumerate().take(range.end).skip(range.start) {
-            buf.clear();
-            render_file(i, file, numbers, &mut src, &mut buf);
-            w.write_all(&buf)?;
+            render_file(i, file, numbers, src, buf);
         }
-        Ok(())
     };
-    match half {
-        Some(half) => split::write_split(
-            out,
-            |w| sections(w, 0..half),
-            |w| sections(w, half..files.len()),
-        ),
-        None => sections(out, 0..files.len()),
+    match chunks {
+        Some(bounds) => split::write_interleaved(out, bounds.len() - 1, |c, buf, src| {
+            render(bounds[c]..bounds[c + 1], buf, src);
+            Ok(())
+        }),
+        None => {
+            // Both reused from file to file: fresh large buffers cost page
+            // faults.
+            let (mut buf, mut src) = (Vec::with_capacity(1 << 16), Vec::new());
+            for i in 0..files.len() {
+                buf.clear();
+                render(i..i + 1, &mut buf, &mut src);
+                out.write_all(&buf)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -472,8 +478,8 @@ mod tests {
         assert!(html.contains("*DB.Get&lt;&amp;&gt;"));
     }
 
-    /// Sections rendered on two threads join up to those of one, for every
-    /// cut point.
+    /// Sections rendered on two threads join up to those of one, however
+    /// they are cut.
     #[test]
     fn split_sections_join_up_to_the_whole() -> io::Result<()> {
         let tmp = tempfile::tempdir()?;
@@ -496,10 +502,11 @@ mod tests {
         write_sections(&files, &numbers, None, &mut whole)?;
         let text = String::from_utf8_lossy(&whole);
         assert!(text.contains("// 0 line 39 &lt;&amp;&gt;") && text.contains("// 1 line 0"));
-        for half in 0..=files.len() {
+        for piece in 1..50 {
+            let bounds = split::cuts(files.iter().map(|f| f.units.len()), piece);
             let mut joined = Vec::new();
-            write_sections(&files, &numbers, Some(half), &mut joined)?;
-            assert_eq!(joined, whole, "cut at {half}");
+            write_sections(&files, &numbers, Some(&bounds), &mut joined)?;
+            assert_eq!(joined, whole, "cut at {bounds:?}");
         }
         Ok(())
     }

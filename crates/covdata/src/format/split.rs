@@ -1,12 +1,18 @@
-//! One output written by two threads: the second part is formatted on
-//! another thread into an unnamed temporary file (in `$TMPDIR`) while this
-//! one writes the first part, then copied after it. The output is the same
-//! as one thread's, memory stays that of one thread's buffers, and a
-//! temporary file that cannot be made or written means one thread, not an
-//! error.
+//! One output written by two threads, the same bytes as one thread's.
+//!
+//! - [`write_split`]: the second part is formatted on another thread into an
+//!   unnamed temporary file (in `$TMPDIR`) while this one writes the first
+//!   part, then copied after it: memory stays that of one thread's buffers;
+//!   a temporary file that cannot be made or written means one thread, not
+//!   an error. For outputs of a few megabytes under a memory budget.
+//! - [`write_interleaved`]: numbered chunks, the odd ones rendered on
+//!   another thread while this one renders and writes the even ones: no
+//!   second copy of the output, memory of a few chunks. For large outputs
+//!   cut into small chunks.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
+use std::sync::mpsc;
 
 /// `first` into `w`, then what `second` writes, the latter formatted
 /// meanwhile on another thread. If that thread fails for any reason (no
@@ -35,6 +41,70 @@ pub fn write_split(
     })
 }
 
+/// Chunks `0..chunks` in order into `w`, each rendered by `render(chunk,
+/// out, scratch)` appending to `out` (`scratch` is the calling thread's own,
+/// kept from chunk to chunk). Odd chunks are rendered on another thread,
+/// at most two ahead of the writing; the first error in chunk order is
+/// returned, as one thread would return it.
+pub fn write_interleaved(
+    w: &mut dyn Write,
+    chunks: usize,
+    render: impl Fn(usize, &mut Vec<u8>, &mut Vec<u8>) -> io::Result<()> + Sync,
+) -> io::Result<()> {
+    std::thread::scope(|s| {
+        let (done, rendered) = mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+        let (give_back, returned) = mpsc::channel::<Vec<u8>>();
+        let render = &render;
+        s.spawn(move || {
+            let mut scratch = Vec::new();
+            for chunk in (1..chunks).step_by(2) {
+                let mut out = returned.try_recv().unwrap_or_default();
+                out.clear();
+                let result = render(chunk, &mut out, &mut scratch).map(|()| out);
+                let failed = result.is_err();
+                // A closed channel: the writer stopped at an error.
+                if done.send(result).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        for chunk in 0..chunks {
+            if chunk % 2 == 0 {
+                out.clear();
+                render(chunk, &mut out, &mut scratch)?;
+                w.write_all(&out)?;
+            } else {
+                let theirs = rendered
+                    .recv()
+                    .map_err(|_| io::Error::other("the rendering thread stopped"))??;
+                w.write_all(&theirs)?;
+                let _ = give_back.send(theirs);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Where to cut items of the given sizes into pieces of about `piece` each
+/// (an item is never cut): `[0, …, len]`.
+pub fn cuts(sizes: impl IntoIterator<Item = usize>, piece: usize) -> Vec<usize> {
+    let mut bounds = vec![0];
+    let (mut sum, mut len) = (0, 0);
+    for (i, n) in sizes.into_iter().enumerate() {
+        sum += n;
+        len = i + 1;
+        if sum >= piece {
+            bounds.push(len);
+            sum = 0;
+        }
+    }
+    if bounds.last() != Some(&len) {
+        bounds.push(len);
+    }
+    bounds
+}
+
 /// Whether splitting is worth a thread here: two cores at least.
 pub fn worth_it() -> bool {
     std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
@@ -53,4 +123,43 @@ pub fn half(sizes: impl IntoIterator<Item = usize>) -> usize {
             2 * sum >= total
         })
         .map_or(sizes.len(), |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(chunk: usize, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> io::Result<()> {
+        scratch.push(b'.');
+        if chunk == 7 {
+            return Err(io::Error::other("chunk 7 is damaged"));
+        }
+        writeln!(out, "chunk {chunk}")
+    }
+
+    /// Interleaved chunks come out in order; the first failing chunk's
+    /// error is returned and nothing after it is written.
+    #[test]
+    fn interleaved_chunks_in_order_and_errors_in_order() {
+        for chunks in [0, 1, 2, 5, 7] {
+            let mut out = Vec::new();
+            write_interleaved(&mut out, chunks, render).unwrap();
+            let want: String = (0..chunks).map(|c| format!("chunk {c}\n")).collect();
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+        let mut out = Vec::new();
+        let err = write_interleaved(&mut out, 20, render).unwrap_err();
+        assert_eq!(err.to_string(), "chunk 7 is damaged");
+        let want: String = (0..7).map(|c| format!("chunk {c}\n")).collect();
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    #[test]
+    fn cuts_cover_every_item_once() {
+        assert_eq!(cuts([], 10), vec![0]);
+        assert_eq!(cuts([3, 3, 3, 3], 6), vec![0, 2, 4]);
+        assert_eq!(cuts([3, 3, 3, 3, 1], 6), vec![0, 2, 4, 5]);
+        assert_eq!(cuts([50, 1], 6), vec![0, 1, 2]);
+        assert_eq!(half([1, 1, 1, 1]), 2);
+    }
 }
