@@ -3,7 +3,7 @@
 //! `--fail-under-pkg`. Reports are written before the gate is checked, so a
 //! failing build still has them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use covdata::model::Profile;
@@ -116,21 +116,55 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// Prints `percent`, writes the asked formats, then checks the gate.
 pub fn run_with(inputs: &Inputs, report: &ReportArgs) -> Result<()> {
-    let clash = if report.formats.contains(&OutFormat::Textfmt) {
-        // A text profile has one mode line; Go's textfmt refuses mixed modes.
+    let textfmt = report.formats.contains(&OutFormat::Textfmt);
+    // A text profile has one mode line; Go's textfmt refuses mixed modes.
+    let clash = if textfmt {
         ModeClash::Refuse
     } else {
         ModeClash::Upgrade
     };
-    let profile = inputs.load(clash)?.profile.into_profile()?;
-    crate::output::stdout(|w| covdata::format::percent::write(&profile, w))?;
-    write_reports(&profile, report)?;
-    check_gate(&profile, report)
+    let coverage = inputs.load(clash)?.profile;
+    let dir = crate::inputs::in_work_dir(&report.out_dir);
+    if !report.formats.is_empty() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating --out-dir {}", dir.display()))?;
+    }
+    std::thread::scope(|s| {
+        // The text profile needs neither sources nor the whole profile in
+        // memory: it is written from the loaded data on another thread
+        // while this one builds what the other formats share.
+        let text = textfmt.then(|| {
+            s.spawn(|| -> Result<PathBuf> {
+                let path = dir.join("coverage.txt");
+                crate::output::file(&path, |w| covdata::format::textfmt::write(&coverage, w))?;
+                Ok(path)
+            })
+        });
+        let profile = coverage.as_profile()?;
+        crate::output::stdout(|w| covdata::format::percent::write(&*profile, w))?;
+        let rich = write_rich(&profile, report, &dir);
+        let text = text.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        let mut written = rich?;
+        written.extend(text.transpose()?);
+        for p in &written {
+            tracing::info!(path = %p.display(), "wrote report");
+        }
+        check_gate(&profile, report)
+    })
 }
 
-/// Writes every `--format` into `--out-dir`; returns the paths written.
-pub fn write_reports(profile: &Profile, args: &ReportArgs) -> Result<Vec<PathBuf>> {
-    if args.formats.is_empty() {
+/// Writes the `--format`s other than textfmt into `dir`; returns the paths
+/// written.
+fn write_rich(profile: &Profile, args: &ReportArgs, dir: &Path) -> Result<Vec<PathBuf>> {
+    let rich: Vec<Format> = args
+        .formats
+        .iter()
+        .filter_map(|f| match f {
+            OutFormat::Rich(f) => Some(*f),
+            OutFormat::Textfmt => None,
+        })
+        .collect();
+    if rich.is_empty() {
         return Ok(Vec::new());
     }
     let root = match &args.source_root {
@@ -141,51 +175,14 @@ pub fn write_reports(profile: &Profile, args: &ReportArgs) -> Result<Vec<PathBuf
             .map_or_else(std::env::current_dir, Ok)
             .context("finding the current folder for --source-root")?,
     };
-    let dir = &crate::inputs::in_work_dir(&args.out_dir);
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating --out-dir {}", dir.display()))?;
-    let rich: Vec<Format> = args
-        .formats
-        .iter()
-        .filter_map(|f| match f {
-            OutFormat::Rich(f) => Some(*f),
-            OutFormat::Textfmt => None,
-        })
-        .collect();
-    let textfmt = args.formats.contains(&OutFormat::Textfmt);
-    // The text profile needs no sources: it is written on another thread
-    // while this one maps the sources and builds the views the other
-    // formats share.
-    let (rich_written, text_written) = std::thread::scope(|s| {
-        let text = s.spawn(|| -> Result<Option<PathBuf>> {
-            if !textfmt {
-                return Ok(None);
-            }
-            let path = dir.join("coverage.txt");
-            crate::output::file(&path, |w| covdata::format::textfmt::write(profile, w))?;
-            Ok(Some(path))
-        });
-        let rich = if rich.is_empty() {
-            Ok(Vec::new())
-        } else {
-            let goroot = args.goroot.clone().or_else(covformats::find_goroot);
-            let sources = SourceMap::discover(&root, goroot);
-            let report = Report::new(profile, &sources);
-            let options = Options {
-                source_root: Some(root),
-                ..Options::default()
-            };
-            covformats::write_files(&report, &rich, &options, dir)
-        };
-        let text = text.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (rich, text)
-    });
-    let mut written = rich_written?;
-    written.extend(text_written?);
-    for p in &written {
-        tracing::info!(path = %p.display(), "wrote report");
-    }
-    Ok(written)
+    let goroot = args.goroot.clone().or_else(covformats::find_goroot);
+    let sources = SourceMap::discover(&root, goroot);
+    let report = Report::new(profile, &sources);
+    let options = Options {
+        source_root: Some(root),
+        ..Options::default()
+    };
+    Ok(covformats::write_files(&report, &rich, &options, dir)?)
 }
 
 /// Every shortfall of the gate, as lines for the error message.

@@ -276,6 +276,40 @@ fn formats_are_written_then_the_gate_fails_listing_each_shortfall() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// Two different builds of one program (the profile is built whole, not
+/// read lazily): the text profile written beside the other formats is Go's.
+#[test]
+fn textfmt_beside_other_formats_of_two_programs_is_gos() {
+    let f = fixture();
+    let out_dir = fresh("reports-two-programs");
+    let inputs = format!("{},{}", f.multi[0].display(), f.multi[1].display());
+    let out = run_ok(
+        cov_report()
+            .args(["--format", "textfmt,lcov", "--source-root"])
+            .arg(&f.module)
+            .arg("-o")
+            .arg(&out_dir)
+            .args(["-i", &inputs]),
+    );
+    let go_txt = f.tmp.path().join("go-textfmt-multi.txt");
+    run_ok(
+        go().args(["tool", "covdata", "textfmt"])
+            .arg(format!("-i={inputs}"))
+            .arg(format!("-o={}", go_txt.display())),
+    );
+    assert_eq!(
+        std::fs::read(out_dir.join("coverage.txt")).expect("ours"),
+        std::fs::read(go_txt).expect("go's")
+    );
+    assert!(out_dir.join("lcov.info").is_file());
+    let percent = go()
+        .args(["tool", "covdata", "percent"])
+        .arg(format!("-i={inputs}"))
+        .output()
+        .expect("go");
+    assert_eq!(out.stdout, percent.stdout);
+}
+
 #[test]
 fn diff_lists_exactly_the_packages_whose_percent_changed() {
     let f = fixture();

@@ -369,17 +369,40 @@ impl OneBinary {
     }
 
     /// Every package in memory, as a [`Profile`] (for the reports that
-    /// need them all at once).
-    pub fn into_profile(self) -> Result<Profile, Error> {
-        let mut scratch = Scratch::default();
-        let packages = self
-            .order
-            .iter()
-            .map(|s| {
-                let mut p = Package::default();
-                self.package(s, &mut scratch, &mut p).map(|()| p)
-            })
-            .collect::<Result<_, _>>()?;
+    /// need them all at once). With enough blocks and two cores, the second
+    /// half of the packages is decoded on another thread.
+    pub fn to_profile(&self) -> Result<Profile, Error> {
+        let decode = |order: &[Selected]| -> Result<Vec<Package>, Error> {
+            let mut scratch = Scratch::default();
+            order
+                .iter()
+                .map(|s| {
+                    let mut p = Package::default();
+                    self.package(s, &mut scratch, &mut p).map(|()| p)
+                })
+                .collect()
+        };
+        let sizes = || self.order.iter().map(|s| s.slots);
+        if sizes().sum::<usize>() < PARALLEL_SLOTS || !format::split::worth_it() {
+            return self.profile_of(decode(&self.order)?);
+        }
+        let cut = format::split::half(sizes());
+        let (first, second) = std::thread::scope(|s| {
+            let second = s.spawn(|| decode(&self.order[cut..]));
+            let first = decode(&self.order[..cut]);
+            (
+                first,
+                second
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            )
+        });
+        let mut packages = first?;
+        packages.extend(second?);
+        self.profile_of(packages)
+    }
+
+    fn profile_of(&self, packages: Vec<Package>) -> Result<Profile, Error> {
         Ok(Profile {
             mode: self.mode,
             granularity: self.granularity,
@@ -387,6 +410,9 @@ impl OneBinary {
         })
     }
 }
+
+/// Blocks from which [`OneBinary::to_profile`] decodes on two threads.
+const PARALLEL_SLOTS: usize = 20_000;
 
 /// Buffers reused from one package to the next.
 #[derive(Default)]
@@ -507,7 +533,16 @@ impl Coverage {
     pub fn into_profile(self) -> Result<Profile, Error> {
         match self {
             Coverage::Profile(p) => Ok(p),
-            Coverage::OneBinary(o) => o.into_profile(),
+            Coverage::OneBinary(o) => o.to_profile(),
+        }
+    }
+
+    /// [`Coverage::into_profile`], keeping this view (other threads may
+    /// still be reading it).
+    pub fn as_profile(&self) -> Result<std::borrow::Cow<'_, Profile>, Error> {
+        match self {
+            Coverage::Profile(p) => Ok(std::borrow::Cow::Borrowed(p)),
+            Coverage::OneBinary(o) => o.to_profile().map(std::borrow::Cow::Owned),
         }
     }
     /// No package (e.g. none matched `-pkg`).

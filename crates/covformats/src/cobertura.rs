@@ -51,10 +51,13 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
         writeln!(out, "    <source>{}</source>", Esc(&s.to_string_lossy()))?;
     }
     out.write_all(b"  </sources>\n  <packages>\n")?;
+    // Each package put together in one buffer, written at once.
+    let mut buf = Vec::with_capacity(1 << 16);
     for pkg in &report.packages {
-        writeln!(
-            out,
-            "    <package name=\"{}\" line-rate=\"{}\" branch-rate=\"1\" complexity=\"0\">\n      <classes>",
+        buf.clear();
+        write!(
+            buf,
+            "    <package name=\"{}\" line-rate=\"{}\" branch-rate=\"1\" complexity=\"0\">\n      <classes>\n",
             Esc(pkg.path),
             pkg.lines.rate()
         )?;
@@ -68,9 +71,9 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
                     .into_owned(),
                 None => file.name.to_string(),
             };
-            writeln!(
-                out,
-                "        <class name=\"{}\" filename=\"{}\" line-rate=\"{}\" branch-rate=\"1\" complexity=\"0\">\n          <methods>",
+            write!(
+                buf,
+                "        <class name=\"{}\" filename=\"{}\" line-rate=\"{}\" branch-rate=\"1\" complexity=\"0\">\n          <methods>\n",
                 Esc(file.name),
                 Esc(&filename),
                 file.line_tally.rate()
@@ -81,35 +84,33 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
                     t.total += 1;
                     t.hit += u64::from(h > 0);
                 });
-                writeln!(
-                    out,
-                    "            <method name=\"{}\" signature=\"\" line-rate=\"{}\" branch-rate=\"1\" complexity=\"0\">\n              <lines>",
+                write!(
+                    buf,
+                    "            <method name=\"{}\" signature=\"\" line-rate=\"{}\" branch-rate=\"1\" complexity=\"0\">\n              <lines>\n",
                     Esc(&f.name),
                     t.rate()
                 )?;
-                write_lines(out, &f.lines, "")?;
-                out.write_all(b"              </lines>\n            </method>\n")?;
+                push_lines(&mut buf, &f.lines);
+                buf.extend_from_slice(b"              </lines>\n            </method>\n");
             }
-            out.write_all(b"          </methods>\n          <lines>\n")?;
-            write_lines(out, &file.lines, "")?;
-            out.write_all(b"          </lines>\n        </class>\n")?;
+            buf.extend_from_slice(b"          </methods>\n          <lines>\n");
+            push_lines(&mut buf, &file.lines);
+            buf.extend_from_slice(b"          </lines>\n        </class>\n");
         }
-        out.write_all(b"      </classes>\n    </package>\n")?;
+        buf.extend_from_slice(b"      </classes>\n    </package>\n");
+        out.write_all(&buf)?;
     }
     out.write_all(b"  </packages>\n</coverage>\n")
 }
 
-fn write_lines<W: Write>(out: &mut W, lines: &[(u32, u32)], indent: &str) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(lines.len() * (indent.len() + 48));
+fn push_lines(buf: &mut Vec<u8>, lines: &[(u32, u32)]) {
     for &(line, hits) in lines {
-        buf.extend_from_slice(indent.as_bytes());
         buf.extend_from_slice(b"<line number=\"");
-        push_u32(&mut buf, line);
+        push_u32(buf, line);
         buf.extend_from_slice(b"\" hits=\"");
-        push_u32(&mut buf, hits);
+        push_u32(buf, hits);
         buf.extend_from_slice(b"\"/>\n");
     }
-    out.write_all(&buf)
 }
 
 /// The folder a file's coverage name is relative to: for `a/b/c.go` found at

@@ -7,7 +7,8 @@
 //! Cobertura, JSON) uses this one definition, so their totals agree.
 
 use crate::sourcemap::{Resolution, Resolved, SourceMap};
-use covdata::model::{Function, Profile, Statements, Unit};
+use covdata::format::split;
+use covdata::model::{Function, Package, Profile, Statements, Unit};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -98,55 +99,47 @@ pub struct FunctionView<'a> {
 impl<'a> Report<'a> {
     /// Groups the profile by file and resolves each file once.
     pub fn new(profile: &'a Profile, sources: &SourceMap) -> Report<'a> {
-        let mut resolved = Resolved::default();
-        let mut unmapped = Vec::new();
-        let mut refused = Vec::new();
+        // Packages are independent: with enough of them and two cores, the
+        // second half is viewed on another thread.
+        let all = &profile.packages[..];
+        let sizes = || {
+            all.iter()
+                .map(|p| p.functions.iter().map(|f| f.units.len()).sum())
+        };
+        let cut = if sizes().sum::<usize>() >= PARALLEL_UNITS && split::worth_it() {
+            split::half(sizes())
+        } else {
+            all.len()
+        };
+        let (mut views, second) = std::thread::scope(|s| {
+            let second = (cut < all.len()).then(|| s.spawn(|| view_packages(&all[cut..], sources)));
+            let first = view_packages(&all[..cut], sources);
+            let second = second.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (first, second)
+        });
+        if let Some(second) = second {
+            views.packages.extend(second.packages);
+            views.unmapped.extend(second.unmapped);
+            views.refused.extend(second.refused);
+        }
+        let Views {
+            packages,
+            mut unmapped,
+            refused,
+        } = views;
         let mut report = Report {
             profile,
-            packages: Vec::with_capacity(profile.packages.len()),
+            packages,
             statements: Statements::default(),
             lines: Tally::default(),
             functions: Tally::default(),
             unmapped: Vec::new(),
         };
-        for pkg in &profile.packages {
-            let mut by_file: BTreeMap<&str, Vec<&Function>> = BTreeMap::new();
-            for f in &pkg.functions {
-                by_file.entry(f.file.as_str()).or_default().push(f);
-            }
-            let mut view = PackageView {
-                path: &pkg.path,
-                name: &pkg.name,
-                module_path: &pkg.module_path,
-                files: Vec::with_capacity(by_file.len()),
-                statements: Statements::default(),
-                lines: Tally::default(),
-                functions: Tally::default(),
-            };
-            for (name, functions) in by_file {
-                let source = match resolved.get(sources, name) {
-                    Resolution::Found(path) => Some(path),
-                    Resolution::Missing => {
-                        unmapped.push(name);
-                        None
-                    }
-                    Resolution::Refused(why) => {
-                        refused.push((name, why));
-                        None
-                    }
-                };
-                let file = FileView::new(name, source, functions);
-                view.statements.covered += file.statements.covered;
-                view.statements.total += file.statements.total;
-                view.lines.merge(file.line_tally);
-                view.functions.merge(file.function_tally);
-                view.files.push(file);
-            }
+        for view in &report.packages {
             report.statements.covered += view.statements.covered;
             report.statements.total += view.statements.total;
             report.lines.merge(view.lines);
             report.functions.merge(view.functions);
-            report.packages.push(view);
         }
         unmapped.sort_unstable();
         unmapped.dedup();
@@ -171,6 +164,62 @@ impl<'a> Report<'a> {
             .iter()
             .flat_map(|p| p.files.iter().map(move |f| (p, f)))
     }
+}
+
+/// Units from which [`Report::new`] works on two threads.
+const PARALLEL_UNITS: usize = 20_000;
+
+/// The views of some packages, with the file names that were not found or
+/// not read.
+struct Views<'a> {
+    packages: Vec<PackageView<'a>>,
+    unmapped: Vec<&'a str>,
+    refused: Vec<(&'a str, &'static str)>,
+}
+
+fn view_packages<'a>(packages: &'a [Package], sources: &SourceMap) -> Views<'a> {
+    let mut resolved = Resolved::default();
+    let mut views = Views {
+        packages: Vec::with_capacity(packages.len()),
+        unmapped: Vec::new(),
+        refused: Vec::new(),
+    };
+    for pkg in packages {
+        let mut by_file: BTreeMap<&str, Vec<&Function>> = BTreeMap::new();
+        for f in &pkg.functions {
+            by_file.entry(f.file.as_str()).or_default().push(f);
+        }
+        let mut view = PackageView {
+            path: &pkg.path,
+            name: &pkg.name,
+            module_path: &pkg.module_path,
+            files: Vec::with_capacity(by_file.len()),
+            statements: Statements::default(),
+            lines: Tally::default(),
+            functions: Tally::default(),
+        };
+        for (name, functions) in by_file {
+            let source = match resolved.get(sources, name) {
+                Resolution::Found(path) => Some(path),
+                Resolution::Missing => {
+                    views.unmapped.push(name);
+                    None
+                }
+                Resolution::Refused(why) => {
+                    views.refused.push((name, why));
+                    None
+                }
+            };
+            let file = FileView::new(name, source, functions);
+            view.statements.covered += file.statements.covered;
+            view.statements.total += file.statements.total;
+            view.lines.merge(file.line_tally);
+            view.functions.merge(file.function_tally);
+            view.files.push(file);
+        }
+        views.packages.push(view);
+    }
+    views
 }
 
 /// One warning per coverage file name that was not read (each once, the
