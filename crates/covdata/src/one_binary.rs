@@ -383,8 +383,8 @@ impl OneBinary {
                 .collect()
         };
         let sizes = || self.order.iter().map(|s| s.slots);
-        if sizes().sum::<usize>() < PARALLEL_SLOTS || !format::split::worth_it() {
-            return self.profile_of(decode(&self.order)?);
+        if !format::split::worth_it(sizes().sum()) {
+            return Ok(self.profile_of(decode(&self.order)?));
         }
         let cut = format::split::half(sizes());
         let (first, second) = std::thread::scope(|s| {
@@ -399,20 +399,17 @@ impl OneBinary {
         });
         let mut packages = first?;
         packages.extend(second?);
-        self.profile_of(packages)
+        Ok(self.profile_of(packages))
     }
 
-    fn profile_of(&self, packages: Vec<Package>) -> Result<Profile, Error> {
-        Ok(Profile {
+    fn profile_of(&self, packages: Vec<Package>) -> Profile {
+        Profile {
             mode: self.mode,
             granularity: self.granularity,
             packages,
-        })
+        }
     }
 }
-
-/// Blocks from which [`OneBinary::to_profile`] decodes on two threads.
-const PARALLEL_SLOTS: usize = 20_000;
 
 /// Buffers reused from one package to the next.
 #[derive(Default)]

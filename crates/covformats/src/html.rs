@@ -182,7 +182,7 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
         (Some(_), Some(u)) => u.end_line as usize,
         _ => 0,
     };
-    let chunks = (files.iter().map(lines).sum::<usize>() >= PARALLEL_LINES && split::worth_it())
+    let chunks = (files.iter().map(lines).sum::<usize>() >= PARALLEL_LINES && split::two_cores())
         .then(|| split::cuts(files.iter().map(lines), CHUNK_LINES));
     write_sections(&files, &numbers, chunks.as_deref(), out)?;
     out.write_all(b"</main>\n<footer>\n")?;

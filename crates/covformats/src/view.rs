@@ -106,7 +106,7 @@ impl<'a> Report<'a> {
             all.iter()
                 .map(|p| p.functions.iter().map(|f| f.units.len()).sum())
         };
-        let cut = if sizes().sum::<usize>() >= PARALLEL_UNITS && split::worth_it() {
+        let cut = if split::worth_it(sizes().sum()) {
             split::half(sizes())
         } else {
             all.len()
@@ -165,9 +165,6 @@ impl<'a> Report<'a> {
             .flat_map(|p| p.files.iter().map(move |f| (p, f)))
     }
 }
-
-/// Units from which [`Report::new`] works on two threads.
-const PARALLEL_UNITS: usize = 20_000;
 
 /// The views of some packages, with the file names that were not found or
 /// not read.

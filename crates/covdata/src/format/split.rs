@@ -105,10 +105,20 @@ pub fn cuts(sizes: impl IntoIterator<Item = usize>, piece: usize) -> Vec<usize> 
     bounds
 }
 
-/// Whether splitting is worth a thread here: two cores at least.
-pub fn worth_it() -> bool {
+/// Whether a second thread is worth it for this much work: two cores at
+/// least, and `blocks` coverage blocks at least [`MIN_BLOCKS`].
+pub fn worth_it(blocks: usize) -> bool {
+    blocks >= MIN_BLOCKS && two_cores()
+}
+
+/// Whether this process may run on two cores at least.
+pub fn two_cores() -> bool {
     std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
 }
+
+/// Below this many blocks one thread is quicker (a thread, and for
+/// [`write_split`] a file, cost more than they save).
+pub const MIN_BLOCKS: usize = 20_000;
 
 /// The index that cuts `sizes` into two halves of about equal sum: the
 /// items before it hold at least half of the total.

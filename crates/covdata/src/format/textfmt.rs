@@ -17,7 +17,7 @@ pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     let sizes = packages.sizes();
     let total: usize = sizes.iter().sum();
     // Ranges run to the end whatever `sizes` says: no package is left out.
-    if total < PARALLEL_BLOCKS || !split::worth_it() {
+    if !split::worth_it(total) {
         return write_blocks(packages, 0..usize::MAX, w);
     }
     write_halves(packages, split::half(sizes), w)
@@ -32,10 +32,6 @@ fn write_halves(packages: &dyn Packages, half: usize, w: &mut dyn Write) -> io::
         |w| write_blocks(packages, half..usize::MAX, w),
     )
 }
-
-/// Below this many blocks one thread is quicker (a thread and a file
-/// cost more than they save).
-const PARALLEL_BLOCKS: usize = 20_000;
 
 /// The lines of the packages at `range`.
 fn write_blocks(packages: &dyn Packages, range: Range<usize>, w: &mut dyn Write) -> io::Result<()> {
