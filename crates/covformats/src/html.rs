@@ -478,6 +478,17 @@ mod tests {
         assert!(html.contains("*DB.Get&lt;&amp;&gt;"));
     }
 
+    /// A source map with module `example.com/app` in `dir`.
+    fn app_in(dir: &std::path::Path) -> SourceMap {
+        SourceMap::new(
+            vec![crate::sourcemap::Module {
+                path: "example.com/app".into(),
+                dir: dir.into(),
+            }],
+            None,
+        )
+    }
+
     /// Sections rendered on two threads join up to those of one, however
     /// they are cut.
     #[test]
@@ -488,13 +499,7 @@ mod tests {
             std::fs::write(tmp.path().join(name), body)?;
         }
         let profile = sample();
-        let map = SourceMap::new(
-            vec![crate::sourcemap::Module {
-                path: "example.com/app".into(),
-                dir: tmp.path().into(),
-            }],
-            None,
-        );
+        let map = app_in(tmp.path());
         let report = Report::new(&profile, &map);
         let files: Vec<&FileView<'_>> = report.files().map(|(_, f)| f).collect();
         let numbers = LineNumbers::new(&report);
@@ -541,13 +546,7 @@ mod tests {
                 },
             ],
         }];
-        let map = SourceMap::new(
-            vec![crate::sourcemap::Module {
-                path: "example.com/app".into(),
-                dir: tmp.path().into(),
-            }],
-            None,
-        );
+        let map = app_in(tmp.path());
         let report = Report::new(&profile, &map);
         let mut out = Vec::new();
         write(&report, &Options::default(), &mut out).unwrap();
