@@ -173,3 +173,49 @@ fn default_input_and_out_dir_are_under_skaffold_work_dir() {
     assert!(out.status.success());
     assert!(abs.join("lcov.info").is_file());
 }
+
+/// A meta-data file claiming blocks four billion lines long: every format
+/// is written, the line lists stop at the report's bound with a warning,
+/// and the other files' lines are listed in full.
+#[test]
+fn blocks_claiming_billions_of_lines_are_bounded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = profile(&["example.com/app/huge.go", "example.com/app/small.go"]);
+    p.packages[0].functions[0].units[0].end_line = 4_000_000_000;
+    p.packages[0].functions[1].units[0].start_line = 7;
+    p.packages[0].functions[1].units[0].end_line = 8;
+    let data = tmp.path().join("data");
+    covdata::encode::write_dir(&p, &data).expect("encode");
+    let out_dir = tmp.path().join("out");
+    let started = std::time::Instant::now();
+    let out = cov_report(
+        &[
+            data.to_str().expect("utf8"),
+            "--format",
+            "html,lcov,cobertura,json,markdown,textfmt",
+            "-o",
+            out_dir.to_str().expect("utf8"),
+        ],
+        tmp.path(),
+        None,
+    );
+    assert!(out.status.success(), "cov-report failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("claims more lines than a report lists")
+            && stderr.contains("example.com/app/huge.go"),
+        "{stderr}"
+    );
+    let lcov = std::fs::read_to_string(out_dir.join("lcov.info")).expect("lcov.info");
+    let listed = lcov.lines().filter(|l| l.starts_with("DA:")).count();
+    assert!(listed <= 4_000_000, "{listed} lines listed");
+    assert!(
+        lcov.contains("SF:example.com/app/small.go\n"),
+        "small.go has its record"
+    );
+    assert!(
+        lcov.contains("DA:7,1\nDA:8,1\nLF:2\nLH:2\n"),
+        "small.go's lines in full"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

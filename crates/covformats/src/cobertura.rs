@@ -51,7 +51,8 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
         writeln!(out, "    <source>{}</source>", Esc(&s.to_string_lossy()))?;
     }
     out.write_all(b"  </sources>\n  <packages>\n")?;
-    // Each package put together in one buffer, written at once.
+    // Each package put together in one buffer, written at once (or in
+    // pieces, when its lines run long).
     let mut buf = Vec::with_capacity(1 << 16);
     for pkg in &report.packages {
         buf.clear();
@@ -90,11 +91,11 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
                     Esc(&f.name),
                     t.rate()
                 )?;
-                push_lines(&mut buf, &f.lines);
+                push_lines(&mut buf, &f.lines, out)?;
                 buf.extend_from_slice(b"              </lines>\n            </method>\n");
             }
             buf.extend_from_slice(b"          </methods>\n          <lines>\n");
-            push_lines(&mut buf, &file.lines);
+            push_lines(&mut buf, &file.lines, out)?;
             buf.extend_from_slice(b"          </lines>\n        </class>\n");
         }
         buf.extend_from_slice(b"      </classes>\n    </package>\n");
@@ -103,14 +104,21 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
     out.write_all(b"  </packages>\n</coverage>\n")
 }
 
-fn push_lines(buf: &mut Vec<u8>, lines: &[(u32, u32)]) {
+/// `<line>` records into `buf`, written out to `out` whenever `buf` holds
+/// more than 64 KB.
+fn push_lines<W: Write>(buf: &mut Vec<u8>, lines: &[(u32, u32)], out: &mut W) -> io::Result<()> {
     for &(line, hits) in lines {
         buf.extend_from_slice(b"<line number=\"");
         push_u32(buf, line);
         buf.extend_from_slice(b"\" hits=\"");
         push_u32(buf, hits);
         buf.extend_from_slice(b"\"/>\n");
+        if buf.len() >= 1 << 16 {
+            out.write_all(buf)?;
+            buf.clear();
+        }
     }
+    Ok(())
 }
 
 /// The folder a file's coverage name is relative to: for `a/b/c.go` found at

@@ -406,6 +406,9 @@ fn render_source(file: &FileView<'_>, src: &[u8], numbers: &LineNumbers, buf: &m
     buf.extend_from_slice(b"</pre></div>\n");
 }
 
+/// Line numbers built once at most (about 600 KB of text).
+const PREBUILT_LINE_NUMBERS: usize = 100_000;
+
 /// `"1\n2\n…"` built once for the longest file; each file uses a prefix.
 struct LineNumbers {
     text: String,
@@ -415,18 +418,21 @@ struct LineNumbers {
 
 impl LineNumbers {
     fn new(report: &Report<'_>) -> LineNumbers {
-        // Sources may be longer than their last unit; grow on demand instead
-        // of reading every file twice.
+        // Sources may be longer than their last unit, and a unit's lines
+        // come from a pod (it may claim 4e9): the numbers are built for what
+        // the files with a source seem to need, up to a bound; a longer
+        // source gets its own (`first`), as long as the file really is.
         let guess = report
             .files()
-            .flat_map(|(_, f)| f.units.last().map(|u| u.end_line))
+            .filter(|(_, f)| f.source.is_some())
+            .flat_map(|(_, f)| f.units.last().map(|u| u.end_line as usize))
             .max()
             .unwrap_or(0);
         let mut n = LineNumbers {
             text: String::new(),
             ends: vec![0],
         };
-        n.grow(guess as usize + 64);
+        n.grow(guess.min(PREBUILT_LINE_NUMBERS) + 64);
         n
     }
 

@@ -30,15 +30,18 @@ pub fn write<W: Write>(report: &Report<'_>, out: &mut W) -> io::Result<()> {
         }
         writeln!(out, "FNF:{}", file.function_tally.total)?;
         writeln!(out, "FNH:{}", file.function_tally.hit)?;
-        let mut buf = Vec::with_capacity(file.lines.len() * 12);
-        for &(line, hits) in &file.lines {
-            buf.extend_from_slice(b"DA:");
-            push_u32(&mut buf, line);
-            buf.push(b',');
-            push_u32(&mut buf, hits);
-            buf.push(b'\n');
+        let mut buf = Vec::with_capacity(1 << 16);
+        for lines in file.lines.chunks(4096) {
+            buf.clear();
+            for &(line, hits) in lines {
+                buf.extend_from_slice(b"DA:");
+                push_u32(&mut buf, line);
+                buf.push(b',');
+                push_u32(&mut buf, hits);
+                buf.push(b'\n');
+            }
+            out.write_all(&buf)?;
         }
-        out.write_all(&buf)?;
         writeln!(out, "LF:{}", file.line_tally.total)?;
         writeln!(out, "LH:{}", file.line_tally.hit)?;
         out.write_all(b"end_of_record\n")?;

@@ -111,9 +111,12 @@ impl<'a> Report<'a> {
         } else {
             all.len()
         };
+        let claims: Vec<u128> = all.iter().map(|p| claimed_lines(&p.functions)).collect();
+        let budgets = fair_shares(&claims, MAX_LISTED_LINES);
         let (mut views, second) = std::thread::scope(|s| {
-            let second = (cut < all.len()).then(|| s.spawn(|| view_packages(&all[cut..], sources)));
-            let first = view_packages(&all[..cut], sources);
+            let second = (cut < all.len())
+                .then(|| s.spawn(|| view_packages(&all[cut..], sources, &budgets[cut..])));
+            let first = view_packages(&all[..cut], sources, &budgets[..cut]);
             let second = second.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
             (first, second)
         });
@@ -121,12 +124,23 @@ impl<'a> Report<'a> {
             views.packages.extend(second.packages);
             views.unmapped.extend(second.unmapped);
             views.refused.extend(second.refused);
+            views.cut.extend(second.cut);
         }
         let Views {
             packages,
             mut unmapped,
             refused,
+            cut,
         } = views;
+        if let Some(first) = cut.first() {
+            tracing::warn!(
+                files = cut.len(),
+                first = *first,
+                "the coverage data claims more lines than a report lists (at most {MAX_LISTED_LINES} \
+                 in all): some of these files' lines are left out of LCOV, Cobertura and JSON; \
+                 their statements are still counted"
+            );
+        }
         let mut report = Report {
             profile,
             packages,
@@ -172,20 +186,66 @@ struct Views<'a> {
     packages: Vec<PackageView<'a>>,
     unmapped: Vec<&'a str>,
     refused: Vec<(&'a str, &'static str)>,
+    /// Files whose lines were not all listed (see [`MAX_LISTED_LINES`]).
+    cut: Vec<&'a str>,
 }
 
-fn view_packages<'a>(packages: &'a [Package], sources: &SourceMap) -> Views<'a> {
+/// Lines the line-based formats list at most, in all: a real program has a
+/// few hundred thousand (the standard library about 190,000); a meta-data
+/// file from a pod may claim billions.
+const MAX_LISTED_LINES: u128 = 4_000_000;
+
+/// The lines some functions' units claim, each unit counted whole, twice
+/// (files and functions list their lines separately): at least what their
+/// line lists need.
+fn claimed_lines<'f>(functions: impl IntoIterator<Item = &'f Function>) -> u128 {
+    let one: u128 = functions
+        .into_iter()
+        .flat_map(|f| &f.units)
+        .filter(|u| u.statements > 0)
+        .map(|u| u128::from(u.end_line.max(u.start_line) - u.start_line) + 1)
+        .sum();
+    2 * one
+}
+
+/// `total` shared out over `claims`: each gets its claim if it is at most
+/// an equal share of what is left, the largest claims split the rest. So
+/// when the claims fit (a real program's always do) each gets its claim,
+/// and a meta-data file claiming billions of lines for one file takes
+/// nothing from the others.
+fn fair_shares(claims: &[u128], total: u128) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..claims.len()).collect();
+    order.sort_by_key(|&i| claims[i]);
+    let mut shares = vec![0; claims.len()];
+    let mut left = total;
+    for (k, &i) in order.iter().enumerate() {
+        let share = claims[i].min(left / (claims.len() - k) as u128);
+        left -= share;
+        shares[i] = usize::try_from(share).unwrap_or(usize::MAX);
+    }
+    shares
+}
+
+/// The views of `packages`; `budgets` are their shares of
+/// [`MAX_LISTED_LINES`].
+fn view_packages<'a>(packages: &'a [Package], sources: &SourceMap, budgets: &[usize]) -> Views<'a> {
     let mut resolved = Resolved::default();
     let mut views = Views {
         packages: Vec::with_capacity(packages.len()),
         unmapped: Vec::new(),
         refused: Vec::new(),
+        cut: Vec::new(),
     };
-    for pkg in packages {
+    for (pkg, &budget) in packages.iter().zip(budgets) {
         let mut by_file: BTreeMap<&str, Vec<&Function>> = BTreeMap::new();
         for f in &pkg.functions {
             by_file.entry(f.file.as_str()).or_default().push(f);
         }
+        let claims: Vec<u128> = by_file
+            .values()
+            .map(|fs| claimed_lines(fs.iter().copied()))
+            .collect();
+        let file_budgets = fair_shares(&claims, budget as u128);
         let mut view = PackageView {
             path: &pkg.path,
             name: &pkg.name,
@@ -195,7 +255,7 @@ fn view_packages<'a>(packages: &'a [Package], sources: &SourceMap) -> Views<'a> 
             lines: Tally::default(),
             functions: Tally::default(),
         };
-        for (name, functions) in by_file {
+        for ((name, functions), mut budget) in by_file.into_iter().zip(file_budgets) {
             let source = match resolved.get(sources, name) {
                 Resolution::Found(path) => Some(path),
                 Resolution::Missing => {
@@ -207,7 +267,10 @@ fn view_packages<'a>(packages: &'a [Package], sources: &SourceMap) -> Views<'a> 
                     None
                 }
             };
-            let file = FileView::new(name, source, functions);
+            let (file, cut) = FileView::new(name, source, functions, &mut budget);
+            if cut {
+                views.cut.push(name);
+            }
             view.statements.covered += file.statements.covered;
             view.statements.total += file.statements.total;
             view.lines.merge(file.line_tally);
@@ -240,14 +303,21 @@ fn warn_refused(mut refused: Vec<(&str, &str)>) {
 }
 
 impl<'a> FileView<'a> {
-    fn new(name: &'a str, source: Option<PathBuf>, mut functions: Vec<&'a Function>) -> Self {
+    /// The view of a file; its lines take from `budget` (see [`line_hits`]),
+    /// and the flag tells whether some were left out.
+    fn new(
+        name: &'a str,
+        source: Option<PathBuf>,
+        mut functions: Vec<&'a Function>,
+        budget: &mut usize,
+    ) -> (Self, bool) {
         functions.sort_by_key(|f| first_position(f));
         let mut units: Vec<Unit> = functions
             .iter()
             .flat_map(|f| f.units.iter().copied())
             .collect();
         units.sort_unstable_by_key(|u| (u.start_line, u.start_col, u.end_line, u.end_col));
-        let lines = line_hits(&units);
+        let (lines, mut cut) = line_hits(&units, budget);
         let mut statements = Statements::default();
         units.iter().for_each(|u| statements.add(u));
         let mut line_tally = Tally::default();
@@ -274,11 +344,15 @@ impl<'a> FileView<'a> {
                     end_line: f.units.iter().map(|u| u.end_line).max().unwrap_or(0),
                     hits,
                     statements: f.statements(),
-                    lines: line_hits(&f.units),
+                    lines: {
+                        let (lines, short) = line_hits(&f.units, budget);
+                        cut |= short;
+                        lines
+                    },
                 }
             })
             .collect();
-        FileView {
+        let view = FileView {
             name,
             source,
             functions,
@@ -287,7 +361,8 @@ impl<'a> FileView<'a> {
             statements,
             line_tally,
             function_tally,
-        }
+        };
+        (view, cut)
     }
 
     /// The largest count in the file (HTML shades counts relative to it).
@@ -309,29 +384,85 @@ fn first_position(f: &Function) -> (u32, u32) {
         .unwrap_or((0, 0))
 }
 
-/// Per-line hits of a set of units; see the module doc for the rule.
-fn line_hits(units: &[Unit]) -> Vec<(u32, u32)> {
-    let with_statements = || units.iter().filter(|u| u.statements > 0);
-    let Some(first) = with_statements().map(|u| u.start_line).min() else {
-        return Vec::new();
+/// Per-line hits of a set of units; see the module doc for the rule. At
+/// most `budget` lines, the first ones; `budget` goes down by as many.
+/// The flag tells whether lines were left out.
+///
+/// The line numbers come from a pod: a unit may claim lines 1 to 4e9. Lines
+/// are walked one by one only where units have them, memory stays
+/// proportional to the units plus the lines listed, and the budget bounds
+/// the listing.
+fn line_hits(units: &[Unit], budget: &mut usize) -> (Vec<(u32, u32)>, bool) {
+    let mut spans: Vec<(u32, u32, u32)> = units
+        .iter()
+        .filter(|u| u.statements > 0)
+        .map(|u| (u.start_line, u.end_line.max(u.start_line), u.count))
+        .collect();
+    let (Some(first), Some(last)) = (
+        spans.iter().map(|s| s.0).min(),
+        spans.iter().map(|s| s.1).max(),
+    ) else {
+        return (Vec::new(), false);
     };
-    let last = with_statements()
-        .map(|u| u.end_line.max(u.start_line))
-        .max()
-        .unwrap_or(first);
-    // Dense per-line slots: units of one file or function span few lines.
-    let mut slots: Vec<Option<u32>> = vec![None; (last - first + 1) as usize];
-    for u in with_statements() {
-        for line in u.start_line..=u.end_line.max(u.start_line) {
-            let slot = &mut slots[(line - first) as usize];
-            *slot = Some(slot.map_or(u.count, |h| h.max(u.count)));
+    let range = (last - first) as usize + 1;
+    let mut lines = Vec::new();
+    let mut cut = false;
+    if range <= 4 * spans.len() + 64 {
+        // Dense per-line slots: the usual case, units of one file or
+        // function span few lines.
+        let mut slots: Vec<Option<u32>> = vec![None; range];
+        for &(start, end, count) in &spans {
+            for slot in &mut slots[(start - first) as usize..=(end - first) as usize] {
+                *slot = Some(slot.map_or(count, |h| h.max(count)));
+            }
+        }
+        lines.extend(
+            slots
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.map(|h| (first + i as u32, h))),
+        );
+        cut = lines.len() > *budget;
+        lines.truncate(*budget);
+    } else {
+        // Sparse: line by line where spans are, jumping to the next start
+        // where none is; the spans under way in a heap by count (those
+        // that ended are dropped when they come on top).
+        spans.sort_unstable();
+        let mut under_way = std::collections::BinaryHeap::new();
+        let mut next = spans.iter().peekable();
+        let mut line = first;
+        loop {
+            while let Some(&&(start, end, count)) = next.peek()
+                && start <= line
+            {
+                under_way.push((count, end));
+                next.next();
+            }
+            while under_way.peek().is_some_and(|&(_, end)| end < line) {
+                under_way.pop();
+            }
+            match under_way.peek() {
+                Some(&(count, _)) => {
+                    if lines.len() == *budget {
+                        cut = true;
+                        break;
+                    }
+                    lines.push((line, count));
+                    let Some(after) = line.checked_add(1) else {
+                        break;
+                    };
+                    line = after;
+                }
+                None => match next.peek() {
+                    Some(&&(start, _, _)) => line = start,
+                    None => break,
+                },
+            }
         }
     }
-    slots
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, h)| h.map(|h| (first + i as u32, h)))
-        .collect()
+    *budget -= lines.len();
+    (lines, cut)
 }
 
 #[cfg(test)]
@@ -362,5 +493,97 @@ mod tests {
         let names: Vec<&str> = util.functions.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["init", "init#2", "helper"]);
         assert_eq!(report.unmapped.len(), 3);
+    }
+
+    fn unit(start_line: u32, end_line: u32, statements: u32, count: u32) -> Unit {
+        Unit {
+            start_line,
+            start_col: 1,
+            end_line,
+            end_col: 2,
+            statements,
+            count,
+        }
+    }
+
+    /// Line by line, as the module doc defines it.
+    fn reference(units: &[Unit]) -> Vec<(u32, u32)> {
+        let mut lines = BTreeMap::new();
+        for u in units.iter().filter(|u| u.statements > 0) {
+            for line in u.start_line..=u.end_line.max(u.start_line) {
+                let h = lines.entry(line).or_insert(u.count);
+                *h = (*h).max(u.count);
+            }
+        }
+        lines.into_iter().collect()
+    }
+
+    /// Dense and sparse walks give the rule's lines, nested and
+    /// overlapping units and far-apart ones alike, and a budget keeps the
+    /// first lines and says lines were left out.
+    #[test]
+    fn line_hits_follow_the_rule_within_the_budget() {
+        let mut seed = 7u64;
+        let mut next = |n: u32| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) % u64::from(n)) as u32
+        };
+        for case in 0..300 {
+            // Every third case spreads units far apart (the sparse walk).
+            let spread = if case % 3 == 0 { 100_000 } else { 40 };
+            let units: Vec<Unit> = (0..1 + next(12))
+                .map(|_| {
+                    let start = 1 + next(spread);
+                    // Some end before they start (read as one line).
+                    let end = start + next(6) - next(2).min(start - 1);
+                    unit(start, end, next(3), next(5))
+                })
+                .collect();
+            let want = reference(&units);
+            let mut budget = usize::MAX;
+            assert_eq!(
+                line_hits(&units, &mut budget),
+                (want.clone(), false),
+                "{units:?}"
+            );
+            assert_eq!(budget, usize::MAX - want.len());
+            let mut small = want.len() / 2;
+            let (some, cut) = line_hits(&units, &mut small);
+            assert_eq!(
+                (some.as_slice(), cut),
+                (&want[..want.len() / 2], !want.is_empty())
+            );
+            assert_eq!(small, 0);
+        }
+    }
+
+    #[test]
+    fn fair_shares_give_small_claims_in_full() {
+        assert_eq!(fair_shares(&[5, 7, 3], 100), vec![5, 7, 3]);
+        assert_eq!(fair_shares(&[4_000_000_000, 2, 10], 100), vec![88, 2, 10]);
+        assert_eq!(fair_shares(&[50, 50, 50], 90), vec![30, 30, 30]);
+        assert_eq!(fair_shares(&[], 90), Vec::<usize>::new());
+    }
+
+    /// A unit claiming four billion lines costs its budget, not memory.
+    #[test]
+    fn a_unit_claiming_billions_of_lines_is_bounded() {
+        let units = [
+            unit(1, 4_000_000_000, 1, 3),
+            unit(u32::MAX - 1, u32::MAX, 1, 9),
+        ];
+        let mut budget = 1000;
+        let (lines, cut) = line_hits(&units, &mut budget);
+        assert!(cut);
+        assert_eq!(lines.len(), 1000);
+        assert_eq!(lines[999], (1000, 3));
+        let tail = [unit(u32::MAX - 1, u32::MAX, 1, 9), unit(5, 5, 1, 1)];
+        let mut budget = usize::MAX;
+        assert_eq!(
+            line_hits(&tail, &mut budget),
+            (vec![(5, 1), (u32::MAX - 1, 9), (u32::MAX, 9)], false)
+        );
     }
 }
