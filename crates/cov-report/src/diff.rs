@@ -87,7 +87,9 @@ fn changed(a: &Table, b: &Table) -> Vec<[String; 4]> {
         .filter(|k| a.get(*k) != b.get(*k))
         .map(|k| {
             let (x, y) = (a.get(k), b.get(k));
-            [k.replace('\t', " "), cell(x), cell(y), change(x, y)]
+            // Names come from pods.
+            let name = hostile_text::escape(&k.replace('\t', " ")).into_owned();
+            [name, cell(x), cell(y), change(x, y)]
         })
         .collect()
 }
@@ -106,7 +108,8 @@ pub fn run(args: &Args) -> Result<()> {
             "functions": json_rows(&bf, &nf),
         });
         return crate::output::stdout(|w| {
-            serde_json::to_writer_pretty(&mut *w, &doc).map_err(std::io::Error::other)?;
+            // Names come from pods: their control characters escaped too.
+            hostile_text::to_json_pretty(&mut *w, &doc)?;
             writeln!(w)
         });
     }

@@ -219,3 +219,52 @@ fn blocks_claiming_billions_of_lines_are_bounded() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// Names from a pod carrying a newline, an ANSI sequence, an OSC title and
+/// GitHub/Azure workflow commands: what cov-report prints on stdout holds
+/// no control character but tab and newline, no line a CI runner acts on,
+/// and the names escaped.
+#[test]
+fn names_with_controls_and_ci_commands_are_printed_escaped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = profile(&["evil\n::warning::x/main.go"]);
+    p.packages[0].path = "evil\n::error::pwned\u{1b}[31m##vso[task.setvariable]".into();
+    p.packages[0].functions[0].name = "f\u{1b}]0;title\u{7}".into();
+    let data = tmp.path().join("data");
+    covdata::encode::write_dir(&p, &data).expect("encode");
+    let other = tmp.path().join("other");
+    covdata::encode::write_dir(&profile(&["example.com/app/main.go"]), &other).expect("encode");
+    let input = format!("-i={}", data.display());
+    let (data, other) = (data.to_str().expect("utf8"), other.to_str().expect("utf8"));
+    for args in [
+        vec!["percent", input.as_str()],
+        vec!["func", input.as_str()],
+        vec!["pkglist", input.as_str()],
+        vec!["debugdump", input.as_str()],
+        vec!["diff", data, other],
+        vec!["diff", "--output", "json", data, other],
+    ] {
+        let out = cov_report(&args, tmp.path(), None);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        for line in text.lines() {
+            assert!(
+                !line.chars().any(|c| c.is_control() && c != '\t'),
+                "{args:?}: {line:?}"
+            );
+            assert!(!line.trim_start().starts_with("::"), "{args:?}: {line:?}");
+            assert!(
+                !line.contains("##vso[") && !line.contains("##["),
+                "{args:?}: {line:?}"
+            );
+        }
+        let shown = if args[0] == "func" {
+            "f\\x1b]0;title\\x07"
+        } else if args.contains(&"json") {
+            "pwned\\u001b[31m\\u0023#vso["
+        } else {
+            "evil\\n::error::pwned\\x1b[31m\\x23#vso["
+        };
+        assert!(text.contains(shown), "{args:?} shows {shown}:\n{text}");
+    }
+}

@@ -68,15 +68,19 @@ pub fn write(
             buf.clear();
             buf.extend_from_slice(&std::fs::read(path).map_err(|e| Error::io(path, e))?);
             let mut file = decode_counters::open(&buf).map_err(|c| Error::corrupt(path, c))?;
-            write!(out, "data file {}", path.display()).map_err(io)?;
+            // Everything below but the counts comes from a pod: escaped
+            // (never so for what a real program records).
+            let shown = hostile_text::escape;
+            write!(out, "data file {}", shown(&path.to_string_lossy())).map_err(io)?;
             if !file.args.goos.is_empty() {
-                write!(out, " GOOS={}", file.args.goos).map_err(io)?;
+                write!(out, " GOOS={}", shown(&file.args.goos)).map_err(io)?;
             }
             if !file.args.goarch.is_empty() {
-                write!(out, " GOARCH={}", file.args.goarch).map_err(io)?;
+                write!(out, " GOARCH={}", shown(&file.args.goarch)).map_err(io)?;
             }
             if !file.args.os_args.is_empty() {
-                writeln!(out, "  program args: [{}]", file.args.os_args.join(" ")).map_err(io)?;
+                let args: Vec<_> = file.args.os_args.iter().map(|a| shown(a)).collect();
+                writeln!(out, "  program args: [{}]", args.join(" ")).map_err(io)?;
             }
             writeln!(out).map_err(io)?;
             while let Some(h) = file
@@ -126,7 +130,9 @@ pub fn write(
                         write!(
                             out,
                             "\nPackage path: {}\nPackage name: {}\nModule path: {}\n",
-                            pkg.path, pkg.name, pkg.module_path
+                            hostile_text::escape(&pkg.path),
+                            hostile_text::escape(&pkg.name),
+                            hostile_text::escape(&pkg.module_path)
                         )
                         .map_err(io)?;
                         preamble = true;
@@ -134,8 +140,8 @@ pub fn write(
                     write!(
                         out,
                         "\nFunc: {}\nSrcfile: {}\nLiteral: {}\n",
-                        pkg.function_name(func),
-                        pkg.function_file(func),
+                        hostile_text::escape(pkg.function_name(func)),
+                        hostile_text::escape(pkg.function_file(func)),
                         func.literal
                     )
                     .map_err(io)?;

@@ -32,7 +32,9 @@ pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
             if !flit {
                 text.extend_from_slice(
                     format!(
-                        "{ffile}:{fline}:\t{fname}\t{}%\n",
+                        "{}:{fline}:\t{}\t{}%\n",
+                        hostile_text::escape(ffile),
+                        hostile_text::escape(fname),
                         super::pct1(perc(cov, tot))
                     )
                     .as_bytes(),

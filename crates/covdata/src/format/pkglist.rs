@@ -4,7 +4,8 @@ use std::io::{self, Write};
 
 use crate::model::Packages;
 
-/// The import paths of all packages, sorted.
+/// The import paths of all packages, sorted (escaped as in
+/// [`super::percent::write`]).
 pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
-    packages.for_each(&mut |pkg| writeln!(w, "{}", pkg.path))
+    packages.for_each(&mut |pkg| writeln!(w, "{}", hostile_text::escape(&pkg.path)))
 }
