@@ -267,4 +267,57 @@ fn names_with_controls_and_ci_commands_are_printed_escaped() {
         };
         assert!(text.contains(shown), "{args:?} shows {shown}:\n{text}");
     }
+    // Reports read by CI services: no forged LCOV record, no Markdown
+    // outside the path's code span.
+    let mut q = profile(&["evil.go\nDA:999,1000\nend_of_record\nSF:forged.go"]);
+    q.packages[0].path = "evil`![x](https://example.invalid/p.png)`".into();
+    q.packages[0].functions[0].name = "f\nDA:5,5".into();
+    let forged = tmp.path().join("forged");
+    covdata::encode::write_dir(&q, &forged).expect("encode");
+    let out_dir = tmp.path().join("reports");
+    let out = cov_report(
+        &[
+            forged.to_str().expect("utf8"),
+            "--format",
+            "lcov,markdown",
+            "-o",
+            out_dir.to_str().expect("utf8"),
+        ],
+        tmp.path(),
+        None,
+    );
+    assert!(out.status.success());
+    let lcov = std::fs::read_to_string(out_dir.join("lcov.info")).expect("lcov.info");
+    let tags = [
+        "TN:",
+        "SF:",
+        "FN:",
+        "FNDA:",
+        "FNF:",
+        "FNH:",
+        "DA:",
+        "LF:",
+        "LH:",
+        "end_of_record",
+    ];
+    for line in lcov.lines() {
+        assert!(
+            tags.iter().any(|t| line.starts_with(t)),
+            "{line:?} in\n{lcov}"
+        );
+    }
+    let records = |tag: &str| lcov.lines().filter(|l| l.starts_with(tag)).count();
+    assert_eq!((records("SF:"), records("end_of_record")), (1, 1), "{lcov}");
+    assert!(
+        !lcov
+            .lines()
+            .any(|l| l.starts_with("DA:999") || l.starts_with("DA:5,5")),
+        "{lcov}"
+    );
+    let md = std::fs::read_to_string(out_dir.join("coverage.md")).expect("coverage.md");
+    let row = md
+        .lines()
+        .find(|l| l.contains("evil"))
+        .expect("the package's row");
+    assert_eq!(row.matches('`').count(), 2, "one code span: {row}");
 }

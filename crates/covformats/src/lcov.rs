@@ -20,7 +20,7 @@ pub fn write<W: Write>(report: &Report<'_>, out: &mut W) -> io::Result<()> {
         first = false;
         match &file.source {
             Some(p) => writeln!(out, "SF:{}", p.display())?,
-            None => writeln!(out, "SF:{}", file.name)?,
+            None => writeln!(out, "SF:{}", one_line(file.name))?,
         }
         for f in &file.functions {
             writeln!(out, "FN:{},{}", f.start_line, lcov_name(&f.name))?;
@@ -52,8 +52,20 @@ pub fn write<W: Write>(report: &Report<'_>, out: &mut W) -> io::Result<()> {
 /// LCOV 1.x reads a function name up to the next comma (`FN:<line>,<name>`),
 /// and generic Go names may hold one (`Pair[K,V].Get`).
 fn lcov_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let name = one_line(name);
     if name.contains(',') {
         name.replace(',', ";").into()
+    } else {
+        name
+    }
+}
+
+/// A name from a pod on one record: a newline in it would start records of
+/// its own (`DA:` lines for any file), so controls become U+FFFD. Real Go
+/// names hold none.
+fn one_line(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(char::is_control) {
+        name.replace(char::is_control, "\u{fffd}").into()
     } else {
         name.into()
     }

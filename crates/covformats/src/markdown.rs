@@ -29,7 +29,7 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
         writeln!(
             out,
             "| `{}` | {} | {} | {:.1}% {} |",
-            cell(p.path),
+            code(p.path),
             p.statements.total,
             p.statements.covered,
             p.statements.percent(),
@@ -48,6 +48,14 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
 /// Text safe inside a table cell: `|` would end the cell, a newline the row.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// A package path (from a pod) safe inside a code span in a table cell: a
+/// backtick would end the span and let the rest be read as Markdown (links,
+/// images); controls and backslashes escaped as on a terminal. A real
+/// import path holds none of these.
+fn code(s: &str) -> String {
+    cell(&hostile_text::escape(s)).replace('`', "\\x60")
 }
 
 /// A ten-step text bar, readable where images and HTML are not.
