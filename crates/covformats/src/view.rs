@@ -405,11 +405,13 @@ fn line_hits(units: &[Unit], budget: &mut usize) -> (Vec<(u32, u32)>, bool) {
         return (Vec::new(), false);
     };
     let range = (last - first) as usize + 1;
+    let claimed: u64 = spans.iter().map(|s| u64::from(s.1 - s.0) + 1).sum();
     let mut lines = Vec::new();
     let mut cut = false;
-    if range <= 4 * spans.len() + 64 {
+    if range <= 4 * spans.len() + 64 && claimed <= *budget as u64 {
         // Dense per-line slots: the usual case, units of one file or
-        // function span few lines.
+        // function span few lines. Filling them costs what the units
+        // claim, within the budget.
         let mut slots: Vec<Option<u32>> = vec![None; range];
         for &(start, end, count) in &spans {
             for slot in &mut slots[(start - first) as usize..=(end - first) as usize] {
@@ -565,6 +567,19 @@ mod tests {
         assert_eq!(fair_shares(&[4_000_000_000, 2, 10], 100), vec![88, 2, 10]);
         assert_eq!(fair_shares(&[50, 50, 50], 90), vec![30, 30, 30]);
         assert_eq!(fair_shares(&[], 90), Vec::<usize>::new());
+    }
+
+    /// Many units each claiming the same long stretch: the work is bounded
+    /// by the budget, not by units times lines (here 1.6e11 slot updates,
+    /// which would not end).
+    #[test]
+    fn many_long_units_cost_their_budget() {
+        let units: Vec<Unit> = (0..200_000).map(|i| unit(1, 800_000, 1, i)).collect();
+        let mut budget = 1000;
+        let (lines, cut) = line_hits(&units, &mut budget);
+        assert!(cut);
+        assert_eq!(lines.len(), 1000);
+        assert_eq!(lines[0], (1, 199_999));
     }
 
     /// A unit claiming four billion lines costs its budget, not memory.
