@@ -69,7 +69,7 @@ pub fn write(
             buf.extend_from_slice(&std::fs::read(path).map_err(|e| Error::io(path, e))?);
             let mut file = decode_counters::open(&buf).map_err(|c| Error::corrupt(path, c))?;
             // Everything below but the counts comes from a pod: escaped
-            // (never so for what a real program records).
+            // (what a real program records never needs it).
             let shown = hostile_text::escape;
             write!(out, "data file {}", shown(&path.to_string_lossy())).map_err(io)?;
             if !file.args.goos.is_empty() {

@@ -6,8 +6,8 @@ use crate::model::Packages;
 
 /// One line per package, sorted by import path. A package without
 /// statements prints its name and no newline, exactly as Go does. Names
-/// come from pods: escaped as [`hostile_text::escape`] does (never a real
-/// Go import path, so real output is Go's to the byte).
+/// come from pods: escaped as [`hostile_text::escape`] does (a real Go
+/// import path never needs it, so real output is Go's to the byte).
 pub fn write(packages: &dyn Packages, w: &mut dyn Write) -> io::Result<()> {
     packages.statements(&mut |path, s| {
         write!(w, "\t{}\t\t", hostile_text::escape(path))?;
