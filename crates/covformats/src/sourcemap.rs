@@ -423,16 +423,16 @@ mod tests {
     /// path gives: folder links inside and outside, `..` through a missing
     /// folder, a folder named like a source.
     #[test]
-    fn remembered_folders_resolve_as_whole_paths() {
-        let tmp = tempfile::tempdir().unwrap();
+    fn remembered_folders_resolve_as_whole_paths() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
         let root = tmp.path().join("src");
-        fs::create_dir_all(root.join("app/pkg/sub.go")).unwrap();
-        fs::create_dir_all(tmp.path().join("outside")).unwrap();
-        fs::write(root.join("app/go.mod"), "module example.com/app\n").unwrap();
-        fs::write(root.join("app/pkg/a.go"), "package pkg\n").unwrap();
-        fs::write(tmp.path().join("outside/b.go"), "package b\n").unwrap();
-        std::os::unix::fs::symlink(tmp.path().join("outside"), root.join("app/out")).unwrap();
-        std::os::unix::fs::symlink(root.join("app/pkg"), root.join("app/alias")).unwrap();
+        fs::create_dir_all(root.join("app/pkg/sub.go"))?;
+        fs::create_dir_all(tmp.path().join("outside"))?;
+        fs::write(root.join("app/go.mod"), "module example.com/app\n")?;
+        fs::write(root.join("app/pkg/a.go"), "package pkg\n")?;
+        fs::write(tmp.path().join("outside/b.go"), "package b\n")?;
+        std::os::unix::fs::symlink(tmp.path().join("outside"), root.join("app/out"))?;
+        std::os::unix::fs::symlink(root.join("app/pkg"), root.join("app/alias"))?;
         let map = SourceMap::discover(&root, None);
         let names = [
             "example.com/app/pkg/a.go",
@@ -466,5 +466,6 @@ mod tests {
             resolved.get(&map, "example.com/app/pkg/sub.go"),
             Resolution::Missing
         );
+        Ok(())
     }
 }
