@@ -16,31 +16,14 @@ const SPECIAL: [bool; 256] = {
 /// Writes `s` with `& < > " '` escaped, safe in element text and in
 /// double- or single-quoted attributes.
 pub(crate) fn write_escaped(w: &mut (impl Write + ?Sized), s: &str) -> io::Result<()> {
-    write_escaped_bytes(w, s.as_bytes())
+    let mut buf = Vec::with_capacity(s.len() + 16);
+    push_escaped(&mut buf, s.as_bytes());
+    w.write_all(&buf)
 }
 
-/// [`write_escaped`] for text already known to be UTF-8 (only ASCII bytes
-/// are replaced, so the output stays valid wherever the input is).
-pub(crate) fn write_escaped_bytes(w: &mut (impl Write + ?Sized), bytes: &[u8]) -> io::Result<()> {
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Fast scan: reports are mostly plain source text.
-        while i < bytes.len() && !SPECIAL[bytes[i] as usize] {
-            i += 1;
-        }
-        if i == bytes.len() {
-            break;
-        }
-        w.write_all(&bytes[start..i])?;
-        w.write_all(entity(bytes[i]))?;
-        i += 1;
-        start = i;
-    }
-    w.write_all(&bytes[start..])
-}
-
-/// [`write_escaped_bytes`] into a buffer.
+/// [`write_escaped`] into a buffer, for text already known to be UTF-8
+/// (only ASCII bytes are replaced, so the output stays valid wherever the
+/// input is).
 pub(crate) fn push_escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {

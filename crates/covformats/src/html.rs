@@ -115,12 +115,6 @@ fn rgb(n: u32) -> String {
     )
 }
 
-/// Go's level for a count, given the file's largest count.
-#[cfg(test)]
-fn level(count: u32, max: u32) -> u32 {
-    Levels::new(max).of(count)
-}
-
 /// Go's levels for the counts of a file whose largest count is `max`.
 struct Levels {
     max: u32,
@@ -176,8 +170,8 @@ pub fn write<W: Write>(report: &Report<'_>, options: &Options, out: &mut W) -> i
     write_tree(report, out)?;
     let numbers = LineNumbers::new(report);
     let files: Vec<&FileView<'_>> = report.files().map(|(_, f)| f).collect();
-    // Most of the page is sources: with enough of them, the second half of
-    // the sections is rendered on another thread.
+    // Most of the page is sources: with enough of them, the sections are
+    // rendered in chunks on two threads.
     let lines = |f: &&FileView<'_>| match (&f.source, f.units.last()) {
         (Some(_), Some(u)) => u.end_line as usize,
         _ => 0,
@@ -463,10 +457,10 @@ mod tests {
 
     #[test]
     fn levels_match_go() {
-        assert_eq!(level(0, 10), 0);
-        assert_eq!(level(1, 1), 8);
-        assert_eq!(level(1, 10), 1);
-        assert_eq!(level(10, 10), 10);
+        assert_eq!(Levels::new(10).of(0), 0);
+        assert_eq!(Levels::new(1).of(1), 8);
+        assert_eq!(Levels::new(10).of(1), 1);
+        assert_eq!(Levels::new(10).of(10), 10);
         assert_eq!(rgb(0), "rgb(192, 0, 0)");
         assert_eq!(rgb(10), "rgb(20, 236, 155)");
     }
