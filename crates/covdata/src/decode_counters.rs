@@ -286,10 +286,10 @@ impl<'a> CounterFile<'a> {
 /// `small`, no overflow check per value. The caller keeps one-byte values
 /// (below 128: the vast majority) from adding up to more than
 /// [`SMALL_LIMIT`] between moves of `small` into `large` (a file adds at
-/// most 127 per byte it holds to any slot); a longer value goes to `small`
-/// only while that stays at most [`SMALL_LIMIT`] too, else to `large`. So
-/// `small` never wraps, and `large` (u64) stays out of the hot loop's
-/// working set. In set mode both hold 0 or 1.
+/// most 127 per function entry it holds to any slot); a longer value goes
+/// to `small` only while that stays at most [`SMALL_LIMIT`] too, else to
+/// `large`. So `small` never wraps, and `large` (u64) stays out of the
+/// hot loop's working set. In set mode both hold 0 or 1.
 pub struct Sums<'a> {
     /// One per slot.
     pub small: &'a mut [u32],

@@ -171,10 +171,15 @@ impl Tally {
             // Over 16 MB (no run writes that): value by value into `large`.
             return self.add_file_slowly(layout, file);
         }
-        if self.small_bound + 127 * most > u64::from(SMALL_LIMIT) {
+        // A function entry gives each of its slots one value, so one-byte
+        // values add at most 127 per entry to a slot. (Bounding by bytes
+        // instead moved `small` to `large` every ~400 files of a real run,
+        // each move faulting in all of `large`.)
+        let small_most = 127 * file.function_count().min(most);
+        if self.small_bound + small_most > u64::from(SMALL_LIMIT) {
             self.flush_small();
         }
-        self.small_bound += 127 * most;
+        self.small_bound += small_most;
         // Counters beyond a function's units are ignored, missing ones
         // count as zero (Go would index out of range).
         file.merge_into(
@@ -357,5 +362,48 @@ mod tests {
         let merged = a.finish();
         assert_eq!(merged.counts, vec![u32::MAX, 12, SMALL_LIMIT + 1]);
         assert!(merged.overflow);
+    }
+
+    /// One-byte values are bounded per function entry, not per byte: a
+    /// file listing one function ten times adds up to 10 * 127 to a slot.
+    /// With less headroom than that left, `small` is moved out first (it
+    /// would wrap otherwise); with exactly that much, the sum stays put.
+    #[test]
+    fn one_byte_values_are_bounded_per_function_entry() -> Result<(), Corruption> {
+        use crate::decode_counters::{Flavor, open};
+        use crate::encode::{CounterEntry, Segment, encode_counters};
+        let layout = Layout {
+            package_start: vec![0, 1],
+            functions: vec![(0, 2)],
+            slots: 2,
+        };
+        let entry = CounterEntry {
+            package: 0,
+            function: 0,
+            counters: vec![127, 1],
+        };
+        let segment = Segment {
+            entries: vec![entry; 10],
+            ..Segment::default()
+        };
+        let bytes = encode_counters([0; 16], Flavor::Uleb128, &[segment]);
+        let headroom = 10 * 127;
+        for (bound, want) in [
+            // The slot may already hold SMALL_LIMIT from longer values
+            // plus `bound` from one-byte ones: the first sum is 2^32.
+            (SMALL_LIMIT - headroom + 2, u32::MAX),
+            (SMALL_LIMIT - headroom, u32::MAX - 1),
+        ] {
+            let mut tally = Tally {
+                small: vec![SMALL_LIMIT + bound, 0],
+                small_bound: u64::from(bound),
+                ..Tally::new(&layout, CounterMode::Count)
+            };
+            tally.add_file(&layout, &mut open(&bytes)?)?;
+            let merged = tally.finish();
+            assert_eq!(merged.counts, vec![want, 10], "bound {bound}");
+            assert_eq!(merged.overflow, want == u32::MAX, "bound {bound}");
+        }
+        Ok(())
     }
 }
