@@ -71,18 +71,34 @@ pub struct Strings {
 impl Strings {
     /// Replace the contents with `entries` (keeping the allocations).
     fn fill(&mut self, entries: &[&[u8]]) {
-        self.text.clear();
+        // Names are nearly always valid UTF-8 (ASCII, in fact): copied as
+        // they are and checked in one go, not one call per name. Valid
+        // text cut only at character boundaries is valid piece by piece.
+        let mut bytes = std::mem::take(&mut self.text).into_bytes();
+        bytes.clear();
         self.ends.clear();
-        self.text.reserve(entries.iter().map(|e| e.len()).sum());
+        bytes.reserve(entries.iter().map(|e| e.len()).sum());
         self.ends.reserve(entries.len());
         for e in entries {
-            // Names are nearly always ASCII: then no UTF-8 repair.
-            match std::str::from_utf8(e) {
-                Ok(s) => self.text.push_str(s),
-                Err(_) => self.text.push_str(&String::from_utf8_lossy(e)),
-            }
-            self.ends.push(self.text.len() as u32);
+            bytes.extend_from_slice(e);
+            self.ends.push(bytes.len() as u32);
         }
+        let bytes = match String::from_utf8(bytes) {
+            Ok(text) if self.ends.iter().all(|&e| text.is_char_boundary(e as usize)) => {
+                self.text = text;
+                return;
+            }
+            Ok(text) => text.into_bytes(),
+            Err(e) => e.into_bytes(),
+        };
+        // Some name is not UTF-8: each is repaired on its own, as before.
+        let mut text = String::with_capacity(bytes.len());
+        self.ends.clear();
+        for e in entries {
+            text.push_str(&String::from_utf8_lossy(e));
+            self.ends.push(text.len() as u32);
+        }
+        self.text = text;
     }
 
     /// Entry `i`; callers pass indices validated at decode time.
@@ -538,4 +554,32 @@ pub fn walk_package<'s>(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Strings;
+
+    /// Names checked in one go read as names repaired one by one: valid
+    /// text, a character cut between two names, and bytes that are not
+    /// UTF-8.
+    #[test]
+    fn strings_read_as_each_name_repaired_alone() {
+        let cases: [&[&[u8]]; 4] = [
+            &[b"main", b"", b"caf\xc3\xa9.go"],
+            &[b"caf\xc3", b"\xa9x"],
+            &[b"a\xff", b"b"],
+            &[],
+        ];
+        let mut strings = Strings::default();
+        for entries in cases {
+            strings.fill(entries);
+            let got: Vec<&str> = (0..strings.len() as u32).map(|i| strings.get(i)).collect();
+            let want: Vec<String> = entries
+                .iter()
+                .map(|e| String::from_utf8_lossy(e).into_owned())
+                .collect();
+            assert_eq!(got, want, "{entries:?}");
+        }
+    }
 }
