@@ -390,18 +390,10 @@ impl OneBinary {
             return Ok(self.profile_of(decode(&self.order)?));
         }
         let cut = format::split::half(sizes());
-        let (first, second) = std::thread::scope(|s| {
-            let second = s.spawn(|| decode(&self.order[cut..]));
-            let first = decode(&self.order[..cut]);
-            (
-                first,
-                second
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            )
-        });
+        let (first, second) =
+            format::split::halves(self.order.len(), cut, |r| decode(&self.order[r]));
         let mut packages = first?;
-        packages.extend(second?);
+        packages.extend(second.transpose()?.unwrap_or_default());
         Ok(self.profile_of(packages))
     }
 

@@ -113,12 +113,8 @@ impl<'a> Report<'a> {
         };
         let claims: Vec<u128> = all.iter().map(|p| claimed_lines(&p.functions)).collect();
         let budgets = fair_shares(&claims, MAX_LISTED_LINES);
-        let (mut views, second) = std::thread::scope(|s| {
-            let second = (cut < all.len())
-                .then(|| s.spawn(|| view_packages(&all[cut..], sources, &budgets[cut..])));
-            let first = view_packages(&all[..cut], sources, &budgets[..cut]);
-            let second = second.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            (first, second)
+        let (mut views, second) = split::halves(all.len(), cut, |r| {
+            view_packages(&all[r.clone()], sources, &budgets[r])
         });
         if let Some(second) = second {
             views.packages.extend(second.packages);

@@ -86,6 +86,24 @@ pub fn write_interleaved(
     })
 }
 
+/// `work` on the items `..cut` on this thread and on `cut..len` on
+/// another, meanwhile (not at all when `cut` is `len`): the two results
+/// in that order.
+pub fn halves<T: Send>(
+    len: usize,
+    cut: usize,
+    work: impl Fn(std::ops::Range<usize>) -> T + Sync,
+) -> (T, Option<T>) {
+    let cut = cut.min(len);
+    std::thread::scope(|s| {
+        let work = &work;
+        let second = (cut < len).then(|| s.spawn(move || work(cut..len)));
+        let first = work(0..cut);
+        let second = second.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (first, second)
+    })
+}
+
 /// Where to cut items of the given sizes into pieces of about `piece` each
 /// (an item is never cut): `[0, …, len]`.
 pub fn cuts(sizes: impl IntoIterator<Item = usize>, piece: usize) -> Vec<usize> {
@@ -172,5 +190,16 @@ mod tests {
         assert_eq!(cuts([3, 3, 3, 3, 1], 6), vec![0, 2, 4, 5]);
         assert_eq!(cuts([50, 1], 6), vec![0, 1, 2]);
         assert_eq!(half([1, 1, 1, 1]), 2);
+    }
+
+    /// Halves cover every item once, in order, whatever the cut.
+    #[test]
+    fn halves_cover_every_item_once() {
+        for cut in 0..=5 {
+            let (first, second) = halves(4, cut, |r| r.collect::<Vec<_>>());
+            let mut all = first;
+            all.extend(second.unwrap_or_default());
+            assert_eq!(all, vec![0, 1, 2, 3], "cut {cut}");
+        }
     }
 }
