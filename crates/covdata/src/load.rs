@@ -253,14 +253,21 @@ fn read_one_binary(
     };
     timings.meta_read += t.elapsed();
     let t = Instant::now();
-    let layout = &Layout::from_shape(&shape);
+    let meta_layout = &Layout::from_shape(&shape);
     let mode = shape.mode;
     drop(shape);
+    // Counts merge in the slot order of the first file's functions.
+    let most = meta_layout.function_count();
+    let listed = group
+        .counters
+        .first()
+        .and_then(|f| listed_functions(f, most));
+    let layout = &meta_layout.in_listed_order(listed.into_iter().flatten());
     let filter = options.packages.as_ref();
     let (counters, (index, decoding)) =
         merge_counter_files(&group.counters, layout, mode, threads, timings, || {
             let t = Instant::now();
-            let index = source.index(layout, filter);
+            let index = source.index(meta_layout, filter);
             (index, t.elapsed())
         });
     timings.meta_decode += decoding;
@@ -269,9 +276,29 @@ fn read_one_binary(
     };
     let (tally, findings) = counters?;
     let merged = tally.finish();
+    let counts = layout.counts_in(meta_layout, merged.counts);
     timings.counters_wall += t.elapsed();
-    let one = OneBinary::new(source, index, merged.counts);
+    let one = OneBinary::new(source, index, counts);
     Ok(Some((one, merged.overflow, findings)))
+}
+
+/// The first `most` functions a counter file lists (package and function
+/// indexes), in its order, for [`Layout::in_listed_order`]. `None` for a
+/// file that cannot be read whole, or is larger than any run writes
+/// (16 MB): the merge reads it again and reports what is wrong with it.
+fn listed_functions(path: &Path, most: usize) -> Option<Vec<(u32, u32)>> {
+    if std::fs::metadata(path).ok()?.len() > 16 << 20 {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let mut file = decode_counters::open(&bytes).ok()?;
+    let (mut listed, mut values) = (Vec::new(), Vec::new());
+    while listed.len() < most
+        && let Ok(Some(h)) = file.next_function(&mut values)
+    {
+        listed.push((h.package, h.function));
+    }
+    Some(listed)
 }
 
 /// What a group's counter files tell beyond counts: an overflow warning,
