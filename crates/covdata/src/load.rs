@@ -292,11 +292,21 @@ fn listed_functions(path: &Path, most: usize) -> Option<Vec<(u32, u32)>> {
     }
     let bytes = std::fs::read(path).ok()?;
     let mut file = decode_counters::open(&bytes).ok()?;
-    let (mut listed, mut values) = (Vec::new(), Vec::new());
+    let mut listed = Vec::new();
     while listed.len() < most
-        && let Ok(Some(h)) = file.next_function(&mut values)
+        && let Ok(Some(h)) = file.next_header()
     {
         listed.push((h.package, h.function));
+        // The values are skipped, not kept.
+        let skip = file.read_counters(
+            h.count,
+            &mut [],
+            decode_counters::Merge::Replace,
+            &mut false,
+        );
+        if skip.is_err() {
+            break;
+        }
     }
     Some(listed)
 }
