@@ -407,7 +407,7 @@ fn line_hits(units: &[Unit], budget: &mut usize) -> (Vec<(u32, u32)>, bool) {
     if range <= 4 * spans.len() + 64 && claimed <= *budget as u64 {
         // Dense per-line slots: the usual case, units of one file or
         // function span few lines. Filling them costs what the units
-        // claim, within the budget.
+        // claim, within the budget; the lines listed are fewer still.
         let mut slots: Vec<Option<u32>> = vec![None; range];
         for &(start, end, count) in &spans {
             for slot in &mut slots[(start - first) as usize..=(end - first) as usize] {
@@ -420,8 +420,6 @@ fn line_hits(units: &[Unit], budget: &mut usize) -> (Vec<(u32, u32)>, bool) {
                 .enumerate()
                 .filter_map(|(i, h)| h.map(|h| (first + i as u32, h))),
         );
-        cut = lines.len() > *budget;
-        lines.truncate(*budget);
     } else {
         // Sparse: line by line where spans are, jumping to the next start
         // where none is; the spans under way in a heap by count (those
