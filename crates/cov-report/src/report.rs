@@ -134,7 +134,7 @@ pub fn run_with(inputs: &Inputs, report: &ReportArgs) -> Result<()> {
         // memory: it is written from the loaded data on another thread
         // while this one builds what the other formats share.
         let text = textfmt.then(|| {
-            s.spawn(|| -> Result<PathBuf> {
+            spawn_elsewhere::spawn(s, || -> Result<PathBuf> {
                 let path = dir.join("coverage.txt");
                 crate::output::file(&path, |w| covdata::format::textfmt::write(&coverage, w))?;
                 Ok(path)

@@ -427,7 +427,9 @@ fn merge_counter_files<R>(
         (tally, out, (reading, merging))
     };
     let (results, side): (Vec<WorkerResult>, R) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..helpers).map(|_| s.spawn(work)).collect();
+        let handles: Vec<_> = (0..helpers)
+            .map(|_| spawn_elsewhere::spawn(s, work))
+            .collect();
         let side = first();
         let mut results = vec![work()];
         results.extend(

@@ -159,7 +159,7 @@ pub fn write_files(
         let handles: Vec<_> = unique
             .iter()
             .map(|&format| {
-                s.spawn(move || {
+                spawn_elsewhere::spawn(s, move || {
                     let path = dir.join(format.file_name());
                     write_atomically(&path, |w| write(format, report, options, w)).map(|()| path)
                 })

@@ -24,7 +24,7 @@ pub fn write_split(
     second: impl Fn(&mut dyn Write) -> io::Result<()> + Sync,
 ) -> io::Result<()> {
     std::thread::scope(|s| {
-        let spilled = s.spawn(|| -> io::Result<File> {
+        let spilled = spawn_elsewhere::spawn(s, || -> io::Result<File> {
             let mut spill = tempfile::tempfile()?;
             second(&mut spill)?;
             spill.seek(SeekFrom::Start(0))?;
@@ -55,7 +55,7 @@ pub fn write_interleaved(
         let (done, rendered) = mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
         let (give_back, returned) = mpsc::channel::<Vec<u8>>();
         let render = &render;
-        s.spawn(move || {
+        spawn_elsewhere::spawn(s, move || {
             let mut scratch = Vec::new();
             for chunk in (1..chunks).step_by(2) {
                 let mut out = returned.try_recv().unwrap_or_default();
@@ -97,7 +97,7 @@ pub fn halves<T: Send>(
     let cut = cut.min(len);
     std::thread::scope(|s| {
         let work = &work;
-        let second = (cut < len).then(|| s.spawn(move || work(cut..len)));
+        let second = (cut < len).then(|| spawn_elsewhere::spawn(s, move || work(cut..len)));
         let first = work(0..cut);
         let second = second.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         (first, second)
