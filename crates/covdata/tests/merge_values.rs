@@ -1,12 +1,13 @@
 //! The counter reader's hot path (`CounterFile::merge_into`, which reads
-//! headers and runs of one-byte values a word at a time) must merge exactly
-//! what value-by-value decoding (`next_function`) reads, and fail on the
-//! same damaged files: values of every length, in every position, up to
-//! the end of the buffer.
+//! headers and runs of one-byte values a word at a time, and stages the
+//! entries it expects) must merge exactly what value-by-value decoding
+//! (`next_function`) reads, and fail on the same damaged files: values of
+//! every length, in every position, up to the end of the buffer; entries
+//! in the expected order, out of it, repeated or missing.
 
 use std::collections::HashMap;
 
-use covdata::decode_counters::{self, Flavor, Sums};
+use covdata::decode_counters::{self, Expectations, Flavor, Forecast, Place, Sums};
 use covdata::encode::{CounterEntry, Segment, encode_counters};
 use proptest::prelude::*;
 
@@ -20,16 +21,26 @@ fn value() -> impl Strategy<Value = u32> {
     ]
 }
 
-/// Package and function indexes of one to three bytes.
+/// Package and function indexes of one to four bytes (headers of more
+/// than 8 bytes are never expected).
 fn index() -> impl Strategy<Value = u32> {
-    prop_oneof![6 => 0u32..128, 3 => 128u32..16384, 1 => 16384u32..40000]
+    prop_oneof![
+        12 => 0u32..128,
+        6 => 128u32..16384,
+        2 => 16384u32..40000,
+        1 => (1u32 << 21)..(1 << 22),
+    ]
 }
 
 /// A function of the "meta-data" (its package, index and number of
 /// slots), and the counter entries of one file: mostly those functions
 /// with as many values as slots, some with more or fewer, some unknown.
 fn case() -> impl Strategy<Value = (Vec<(u32, u32, usize)>, Vec<CounterEntry>)> {
-    proptest::collection::vec((index(), index(), 0usize..24), 1..40).prop_flat_map(|funcs| {
+    let funcs = || {
+        let slots = prop_oneof![6 => 0usize..24, 1 => 24usize..40];
+        proptest::collection::vec((index(), index(), slots), 1..40)
+    };
+    prop_oneof![1 => funcs().prop_flat_map(in_order), 1 => funcs().prop_flat_map(|funcs| {
         let n = funcs.len();
         let entry = (
             0..n + 2,
@@ -52,7 +63,41 @@ fn case() -> impl Strategy<Value = (Vec<(u32, u32, usize)>, Vec<CounterEntry>)> 
                 .collect();
             (funcs, entries)
         })
-    })
+    })]
+}
+
+/// Entries of the functions in their order, as a run's files mostly
+/// list them: some left out, values as many as slots.
+fn in_order(
+    funcs: Vec<(u32, u32, usize)>,
+) -> impl Strategy<Value = (Vec<(u32, u32, usize)>, Vec<CounterEntry>)> {
+    let n = funcs.len();
+    (
+        Just(funcs),
+        proptest::collection::vec(
+            (
+                prop::bool::weighted(0.85),
+                proptest::collection::vec(value(), 40),
+            ),
+            n,
+        ),
+    )
+        .prop_map(|(funcs, picks)| {
+            let entries = funcs
+                .iter()
+                .zip(picks)
+                .filter(|(_, (keep, _))| *keep)
+                .map(|(&(package, function, slots), (_, mut values))| {
+                    values.truncate(slots);
+                    CounterEntry {
+                        package,
+                        function,
+                        counters: values,
+                    }
+                })
+                .collect();
+            (funcs, entries)
+        })
 }
 
 /// The sums per slot and the unknown (package, function) pairs.
@@ -89,7 +134,8 @@ fn reference(
 /// What the hot path gives, in the same form.
 fn hot_path(
     bytes: &[u8],
-    slots: &impl Fn(u32, u32) -> Option<(usize, usize)>,
+    slots: &impl Fn(u32, u32) -> Option<Place>,
+    expected: &Expectations,
     total: usize,
     set: bool,
 ) -> Option<Merged> {
@@ -104,6 +150,10 @@ fn hot_path(
             small: &mut small,
             large: &mut large,
             large_used: &mut large_used,
+        },
+        Forecast {
+            expected,
+            staging: &mut Vec::new(),
         },
         set,
         &mut unknown,
@@ -127,6 +177,11 @@ fn hot_path(
     Some((sums, unknown))
 }
 
+/// The index the last pushed function has in `expected`.
+fn table_index(expected: &Expectations) -> usize {
+    expected.len() - 1
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -137,15 +192,21 @@ proptest! {
         cut in proptest::option::of((any::<prop::sample::Index>(), 1usize..6)),
     ) {
         // Slots laid out in order; the first of duplicate functions wins.
+        // The first of duplicate functions wins, and is expected.
         let mut table = HashMap::new();
         let mut total = 0;
+        let mut expected = Expectations::default();
         for &(p, f, n) in &funcs {
             table.entry((p, f)).or_insert_with(|| {
+                expected.push(p, f, n);
                 total += n;
-                (total - n, n)
+                (total - n, n, table_index(&expected))
             });
         }
-        let slots = |p: u32, f: u32| table.get(&(p, f)).copied();
+        let slots = |p: u32, f: u32| table.get(&(p, f)).map(|&(s, n, _)| (s, n));
+        let places = |p: u32, f: u32| {
+            table.get(&(p, f)).map(|&(start, len, i)| Place { start, len, listed: Some(i) })
+        };
         let segment = Segment { args: Default::default(), entries };
         let mut bytes = encode_counters([7; 16], Flavor::Uleb128, &[segment]);
         if let Some((at, n)) = cut {
@@ -157,7 +218,11 @@ proptest! {
             bytes.drain(at..end);
         }
         let want = reference(&bytes, &slots, total, set);
-        let got = hot_path(&bytes, &slots, total, set);
+        let got = hot_path(&bytes, &places, &expected, total, set);
+        prop_assert_eq!(&got, &want);
+        // And with nothing expected.
+        let unlisted = |p: u32, f: u32| places(p, f).map(|p| Place { listed: None, ..p });
+        let got = hot_path(&bytes, &unlisted, &Expectations::default(), total, set);
         prop_assert_eq!(got, want);
     }
 }

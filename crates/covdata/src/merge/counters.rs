@@ -5,7 +5,7 @@
 //! threads can each fill their own [`Tally`] and be combined at the end
 //! (saturating addition and "set" are both order independent).
 
-use crate::decode_counters::{CounterFile, SMALL_LIMIT, Sums};
+use crate::decode_counters::{CounterFile, Expectations, Forecast, Place, SMALL_LIMIT, Sums};
 use crate::decode_meta::{MetaFile, Shape};
 use crate::error::Corruption;
 use crate::model::CounterMode;
@@ -19,6 +19,11 @@ pub struct Layout {
     /// Per function: (first slot, number of units).
     functions: Vec<(u32, u32)>,
     slots: usize,
+    /// The functions of [`Layout::in_listed_order`]'s list, as a counter
+    /// file's entries, and per function its index there (`u32::MAX`: not
+    /// listed). Empty for a layout in meta-data order.
+    expected: Expectations,
+    listed_at: Vec<u32>,
 }
 
 impl Layout {
@@ -38,6 +43,8 @@ impl Layout {
             package_start,
             functions,
             slots,
+            expected: Expectations::default(),
+            listed_at: Vec::new(),
         }
     }
 
@@ -59,6 +66,8 @@ impl Layout {
             package_start,
             functions,
             slots,
+            expected: Expectations::default(),
+            listed_at: Vec::new(),
         }
     }
 
@@ -91,6 +100,19 @@ impl Layout {
         Some((s as usize, n as usize))
     }
 
+    /// [`Layout::function`] and the function's index in the listed order.
+    #[inline]
+    pub fn place(&self, package: u32, function: u32) -> Option<Place> {
+        let idx = self.position(package, function)?;
+        let &(start, len) = self.functions.get(idx)?;
+        let listed = self.listed_at.get(idx).filter(|&&i| i != u32::MAX);
+        Some(Place {
+            start: start as usize,
+            len: len as usize,
+            listed: listed.map(|&i| i as usize),
+        })
+    }
+
     /// Where a function is in `functions`. On the reader's hot path: one
     /// bounds check per table (u32 indexes cannot overflow a usize sum).
     #[inline]
@@ -113,14 +135,24 @@ impl Layout {
     /// time). [`Layout::counts_in`] puts the counts back.
     pub fn in_listed_order(&self, listed: impl IntoIterator<Item = (u32, u32)>) -> Layout {
         let mut functions = self.functions.clone();
-        let mut placed = vec![false; functions.len()];
+        let mut listed_at = vec![u32::MAX; functions.len()];
+        let mut expected = Expectations::default();
         let mut next = 0u32;
-        let listed = listed.into_iter().filter_map(|(p, f)| self.position(p, f));
-        for idx in listed.chain(0..functions.len()) {
-            if let (Some(done), Some((start, n))) = (placed.get_mut(idx), functions.get_mut(idx))
-                && !*done
+        let mut count = 0u32;
+        for (package, function) in listed {
+            if let Some(idx) = self.position(package, function)
+                && listed_at[idx] == u32::MAX
             {
-                *done = true;
+                listed_at[idx] = count;
+                count += 1;
+                let len = functions[idx].1;
+                functions[idx].0 = next;
+                expected.push(package, function, len as usize);
+                next += len;
+            }
+        }
+        for (idx, (start, n)) in functions.iter_mut().enumerate() {
+            if listed_at[idx] == u32::MAX {
                 *start = next;
                 next += *n;
             }
@@ -129,6 +161,8 @@ impl Layout {
             package_start: self.package_start.clone(),
             functions,
             slots: self.slots,
+            expected,
+            listed_at,
         }
     }
 
@@ -174,6 +208,8 @@ pub struct Tally {
     large: Vec<u64>,
     large_used: bool,
     overflow: bool,
+    /// Scratch bytes for the merge (see [`Forecast`]).
+    staging: Vec<u8>,
     /// (package, function) pairs the meta-data does not describe.
     pub unknown: Vec<(u32, u32)>,
     /// Upper bound of what one-byte values added to any `small` slot
@@ -205,6 +241,7 @@ impl Tally {
             large_used: false,
             overflow: false,
             unknown: Vec::new(),
+            staging: Vec::new(),
             small_bound: 0,
             large_pending: 0,
         }
@@ -238,11 +275,15 @@ impl Tally {
         // Counters beyond a function's units are ignored, missing ones
         // count as zero (Go would index out of range).
         file.merge_into(
-            |p, f| layout.function(p, f),
+            |p, f| layout.place(p, f),
             Sums {
                 small: &mut self.small,
                 large: &mut self.large,
                 large_used: &mut self.large_used,
+            },
+            Forecast {
+                expected: &layout.expected,
+                staging: &mut self.staging,
             },
             self.set,
             &mut self.unknown,
@@ -406,6 +447,8 @@ mod tests {
             package_start: vec![0, 1],
             functions: vec![(0, 3)],
             slots: 3,
+            expected: Expectations::default(),
+            listed_at: Vec::new(),
         };
         let tally = |small: Vec<u32>| Tally {
             small,
@@ -430,6 +473,8 @@ mod tests {
             package_start: vec![0, 2, 5],
             functions: vec![(0, 2), (2, 0), (2, 1), (3, 3), (6, 2)],
             slots: 8,
+            expected: Expectations::default(),
+            listed_at: Vec::new(),
         };
         let listed = [(1, 2), (0, 0), (7, 0), (1, 2), (0, 9), (1, 0)];
         let moved = meta.in_listed_order(listed);
@@ -459,6 +504,70 @@ mod tests {
             vec![0, 1, 20, 30, 31, 32, 40, 41]
         );
         assert_eq!(meta.counts_in(&meta, vec![7; 8]), vec![7; 8]);
+        // The listed functions are expected in that order, each with its
+        // place there.
+        let place = |start, len, listed| Some(Place { start, len, listed });
+        assert_eq!(moved.place(1, 2), place(0, 2, Some(0)));
+        assert_eq!(moved.place(0, 0), place(2, 2, Some(1)));
+        assert_eq!(moved.place(1, 0), place(4, 1, Some(2)));
+        assert_eq!(moved.place(1, 1), place(5, 3, None));
+        assert_eq!(moved.place(0, 2), None);
+        assert_eq!(moved.expected.len(), 3);
+    }
+
+    /// A file merged through the listed layout's forecast (in order, out
+    /// of order, one function missing, values of one and two bytes) counts
+    /// what a merge in meta-data order counts. Each file lists its entries
+    /// four times over: the fast path wants 40 bytes of file ahead.
+    #[test]
+    fn forecast_merge_counts_as_meta_order() -> Result<(), Corruption> {
+        use crate::decode_counters::{Flavor, open};
+        use crate::encode::{CounterEntry, Segment, encode_counters};
+        let meta = Layout {
+            package_start: vec![0, 2, 5],
+            functions: vec![(0, 2), (2, 0), (2, 1), (3, 3), (6, 2)],
+            slots: 8,
+            expected: Expectations::default(),
+            listed_at: Vec::new(),
+        };
+        let moved = meta.in_listed_order([(1, 2), (0, 0), (1, 0), (1, 1)]);
+        let entry = |package, function, counters: &[u32]| CounterEntry {
+            package,
+            function,
+            counters: counters.to_vec(),
+        };
+        let files = [
+            vec![
+                entry(1, 2, &[1, 2]),
+                entry(0, 0, &[3, 4]),
+                entry(1, 0, &[5]),
+            ],
+            vec![
+                entry(0, 0, &[300, 4]),
+                entry(1, 1, &[1, 2, 3]),
+                entry(1, 2, &[9, 9]),
+            ],
+            vec![
+                entry(1, 2, &[1, 1]),
+                entry(1, 0, &[7]),
+                entry(1, 1, &[4, 5, 6]),
+            ],
+        ];
+        let mut in_meta = Tally::new(&meta, CounterMode::Count);
+        let mut listed = Tally::new(&moved, CounterMode::Count);
+        for entries in files {
+            let segment = Segment {
+                entries: [&entries[..]; 4].concat(),
+                ..Segment::default()
+            };
+            let bytes = encode_counters([0; 16], Flavor::Uleb128, &[segment]);
+            in_meta.add_file(&meta, &mut open(&bytes)?)?;
+            listed.add_file(&moved, &mut open(&bytes)?)?;
+        }
+        let want = in_meta.finish().counts;
+        assert_eq!(want, [303, 8, 12, 5, 7, 9, 11, 12].map(|c| 4 * c));
+        assert_eq!(moved.counts_in(&meta, listed.finish().counts), want);
+        Ok(())
     }
 
     /// One-byte values are bounded per function entry, not per byte: a
@@ -473,6 +582,8 @@ mod tests {
             package_start: vec![0, 1],
             functions: vec![(0, 2)],
             slots: 2,
+            expected: Expectations::default(),
+            listed_at: Vec::new(),
         };
         let entry = CounterEntry {
             package: 0,
@@ -485,18 +596,23 @@ mod tests {
         };
         let bytes = encode_counters([0; 16], Flavor::Uleb128, &[segment]);
         let headroom = 10 * 127;
-        for (bound, want) in [
-            // The slot may already hold SMALL_LIMIT from longer values
-            // plus `bound` from one-byte ones: the first sum is 2^32.
-            (SMALL_LIMIT - headroom + 2, u32::MAX),
-            (SMALL_LIMIT - headroom, u32::MAX - 1),
-        ] {
+        // In meta-data order and through a forecast.
+        let listed = layout.in_listed_order([(0, 0)]);
+        for (layout, (bound, want)) in [&layout, &listed].into_iter().flat_map(|l| {
+            [
+                // The slot may already hold SMALL_LIMIT from longer values
+                // plus `bound` from one-byte ones: the first sum is 2^32.
+                (SMALL_LIMIT - headroom + 2, u32::MAX),
+                (SMALL_LIMIT - headroom, u32::MAX - 1),
+            ]
+            .map(|case| (l, case))
+        }) {
             let mut tally = Tally {
                 small: vec![SMALL_LIMIT + bound, 0],
                 small_bound: u64::from(bound),
-                ..Tally::new(&layout, CounterMode::Count)
+                ..Tally::new(layout, CounterMode::Count)
             };
-            tally.add_file(&layout, &mut open(&bytes)?)?;
+            tally.add_file(layout, &mut open(&bytes)?)?;
             let merged = tally.finish();
             assert_eq!(merged.counts, vec![want, 10], "bound {bound}");
             assert_eq!(merged.overflow, want == u32::MAX, "bound {bound}");
