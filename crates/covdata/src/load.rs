@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::decode_counters::{self, RunArgs};
 use crate::decode_meta::{self, MetaFile};
 use crate::error::Error;
-use crate::merge::counters::{Layout, Tally};
+use crate::merge::counters::{LARGEST_MERGED_FAST, Layout, Tally};
 use crate::merge::groups::ProfileBuilder;
 use crate::model::{CounterMode, Granularity, Profile};
 use crate::one_binary::{Coverage, MetaSource, OneBinary};
@@ -285,9 +285,10 @@ fn read_one_binary(
 /// The first `most` functions a counter file lists (package and function
 /// indexes), in its order, for [`Layout::in_listed_order`]. `None` for a
 /// file that cannot be read whole, or is larger than any run writes
-/// (16 MB): the merge reads it again and reports what is wrong with it.
+/// ([`LARGEST_MERGED_FAST`]): the merge reads it again and reports what is
+/// wrong with it.
 fn listed_functions(path: &Path, most: usize) -> Option<Vec<(u32, u32)>> {
-    if std::fs::metadata(path).ok()?.len() > 16 << 20 {
+    if std::fs::metadata(path).ok()?.len() > LARGEST_MERGED_FAST {
         return None;
     }
     let bytes = std::fs::read(path).ok()?;

@@ -10,6 +10,11 @@ use crate::decode_meta::{MetaFile, Shape};
 use crate::error::Corruption;
 use crate::model::CounterMode;
 
+/// The largest counter file (bytes) [`Tally::add_file`] merges the fast
+/// way, about 16 MB: its one-byte values cannot take a `small` slot past
+/// [`SMALL_LIMIT`].
+pub const LARGEST_MERGED_FAST: u64 = SMALL_LIMIT as u64 / 127;
+
 /// Where each (package, function) of a meta-data file lives in the flat
 /// counter vector.
 #[derive(Debug, Clone)]
@@ -259,8 +264,8 @@ impl Tally {
             self.clamp();
         }
         self.large_pending += most;
-        if 127 * most > u64::from(SMALL_LIMIT) {
-            // Over 16 MB (no run writes that): value by value into `large`.
+        if most > LARGEST_MERGED_FAST {
+            // No run writes that: value by value into `large`.
             return self.add_file_slowly(layout, file);
         }
         // A function entry gives each of its slots one value, so one-byte
