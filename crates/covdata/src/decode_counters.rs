@@ -316,7 +316,7 @@ pub struct Place {
 /// One entry a counter file is expected to hold: its header's bytes (the
 /// count, package and function as ULEB128) and its slots.
 #[derive(Debug, Clone, Copy)]
-pub struct Expected {
+struct Expected {
     /// The header's bytes, little-endian, in as many bytes as `at`.
     header: u64,
     start: u32,
