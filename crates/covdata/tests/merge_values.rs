@@ -54,16 +54,20 @@ fn case() -> impl Strategy<Value = (Vec<(u32, u32, usize)>, Vec<CounterEntry>)> 
                 .map(|(pick, count, mut values, (p, f))| {
                     let (package, function, slots) = funcs.get(pick).copied().unwrap_or((p, f, 0));
                     values.resize(count.unwrap_or(slots), 1);
-                    CounterEntry {
-                        package,
-                        function,
-                        counters: values,
-                    }
+                    counter_entry(package, function, values)
                 })
                 .collect();
             (funcs, entries)
         })
     })]
+}
+
+fn counter_entry(package: u32, function: u32, counters: Vec<u32>) -> CounterEntry {
+    CounterEntry {
+        package,
+        function,
+        counters,
+    }
 }
 
 /// Entries of the functions in their order, as a run's files mostly
@@ -89,11 +93,7 @@ fn in_order(
                 .filter(|(_, (keep, _))| *keep)
                 .map(|(&(package, function, slots), (_, mut values))| {
                     values.truncate(slots);
-                    CounterEntry {
-                        package,
-                        function,
-                        counters: values,
-                    }
+                    counter_entry(package, function, values)
                 })
                 .collect();
             (funcs, entries)

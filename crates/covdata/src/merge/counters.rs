@@ -467,20 +467,24 @@ mod tests {
         assert!(merged.overflow);
     }
 
+    /// Packages of 2 and 3 functions; function sizes 2, 0, 1, 3, 2.
+    fn five_functions() -> Layout {
+        Layout {
+            package_start: vec![0, 2, 5],
+            functions: vec![(0, 2), (2, 0), (2, 1), (3, 3), (6, 2)],
+            slots: 8,
+            expected: Expectations::default(),
+            listed_at: Vec::new(),
+        }
+    }
+
     /// Slots numbered in a file's order cover every slot once, keep each
     /// function's size, and give its counts back in meta-data order;
     /// listed functions the meta-data lacks, or listed twice, change
     /// nothing.
     #[test]
     fn listed_order_moves_counts_back() {
-        // Packages of 2 and 3 functions; function sizes 2, 0, 1, 3, 2.
-        let meta = Layout {
-            package_start: vec![0, 2, 5],
-            functions: vec![(0, 2), (2, 0), (2, 1), (3, 3), (6, 2)],
-            slots: 8,
-            expected: Expectations::default(),
-            listed_at: Vec::new(),
-        };
+        let meta = five_functions();
         let listed = [(1, 2), (0, 0), (7, 0), (1, 2), (0, 9), (1, 0)];
         let moved = meta.in_listed_order(listed);
         assert_eq!(
@@ -528,13 +532,7 @@ mod tests {
     fn forecast_merge_counts_as_meta_order() -> Result<(), Corruption> {
         use crate::decode_counters::{Flavor, open};
         use crate::encode::{CounterEntry, Segment, encode_counters};
-        let meta = Layout {
-            package_start: vec![0, 2, 5],
-            functions: vec![(0, 2), (2, 0), (2, 1), (3, 3), (6, 2)],
-            slots: 8,
-            expected: Expectations::default(),
-            listed_at: Vec::new(),
-        };
+        let meta = five_functions();
         let moved = meta.in_listed_order([(1, 2), (0, 0), (1, 0), (1, 1)]);
         let entry = |package, function, counters: &[u32]| CounterEntry {
             package,
