@@ -299,6 +299,9 @@ pub struct Sums<'a> {
     /// Set when anything was written to `large`: until then its pages need
     /// never be touched (nor counted in the peak RSS).
     pub large_used: &'a mut bool,
+    /// Where the slots of `small` ever written end: from there on all are
+    /// still 0 (raised as slots are written).
+    pub written: &'a mut usize,
 }
 
 /// See [`Sums`]: two of these stay below 2^32.
@@ -497,6 +500,7 @@ impl CounterFile<'_> {
             small,
             large,
             large_used,
+            written,
         } = sums;
         // One bound for both, checked once per function.
         let slots_len = small.len().min(large.len());
@@ -566,7 +570,7 @@ impl CounterFile<'_> {
             if functions == 0 {
                 break;
             }
-            fold::<SET>(small, staging, staged_from..staged_to);
+            fold::<SET>(small, staging, staged_from..staged_to, written);
             functions -= 1;
             // The usual entry takes one bounds check: its header from the
             // next 16 bytes, then its first 8 value bytes (at most 13 in
@@ -606,6 +610,7 @@ impl CounterFile<'_> {
             // Values beyond the function's blocks are skipped (Go would
             // index out of range); missing ones leave the slots as they are.
             let m = n.min(len);
+            *written = (*written).max(start + m);
             // The commonest entry: 1 to 8 values, each one byte, so all in
             // those 8 bytes.
             if n.wrapping_sub(1) < 8
@@ -640,7 +645,7 @@ impl CounterFile<'_> {
                 uleb_at(buf, &mut pos)?;
             }
         }
-        fold::<SET>(small, staging, staged_from..staged_to);
+        fold::<SET>(small, staging, staged_from..staged_to, written);
         self.functions = 0;
         self.body.set_pos(pos);
         Some(())
@@ -679,9 +684,20 @@ fn add_values<const SET: bool>(
     Some(large_used)
 }
 
-/// Add the staged one-byte values of `slots` to `small`.
+/// Add the staged one-byte values of `slots` to `small` (and the expected
+/// entries with longer values of that run, already added: they are
+/// written too).
 #[inline(always)]
-fn fold<const SET: bool>(small: &mut [u32], staging: &[u8], slots: Range<usize>) {
+fn fold<const SET: bool>(
+    small: &mut [u32],
+    staging: &[u8],
+    slots: Range<usize>,
+    written: &mut usize,
+) {
+    if slots.is_empty() {
+        return;
+    }
+    *written = (*written).max(slots.end);
     if let (Some(dst), Some(src)) = (small.get_mut(slots.clone()), staging.get(slots)) {
         for (d, &b) in dst.iter_mut().zip(src) {
             add_small::<SET>(d, b);

@@ -143,6 +143,7 @@ fn hot_path(
     let mut small = vec![0u32; total];
     let mut large = vec![0u64; total];
     let mut large_used = false;
+    let mut written = 0;
     let mut unknown = Vec::new();
     cf.merge_into(
         slots,
@@ -150,6 +151,7 @@ fn hot_path(
             small: &mut small,
             large: &mut large,
             large_used: &mut large_used,
+            written: &mut written,
         },
         Forecast {
             expected,
@@ -162,6 +164,10 @@ fn hot_path(
     assert!(
         large_used || large.iter().all(|&l| l == 0),
         "large written without large_used"
+    );
+    assert!(
+        small[written.min(total)..].iter().all(|&s| s == 0),
+        "small written past `written` ({written})"
     );
     let sums = small
         .iter()

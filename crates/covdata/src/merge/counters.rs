@@ -215,6 +215,9 @@ pub struct Tally {
     overflow: bool,
     /// Scratch bytes for the merge (see [`Forecast`]).
     staging: Vec<u8>,
+    /// Where the slots of `small` ever written end: the rest are 0 and
+    /// untouched, and combining leaves them so (no page faults, no RSS).
+    written: usize,
     /// (package, function) pairs the meta-data does not describe.
     pub unknown: Vec<(u32, u32)>,
     /// Upper bound of what one-byte values added to any `small` slot
@@ -247,6 +250,7 @@ impl Tally {
             overflow: false,
             unknown: Vec::new(),
             staging: Vec::new(),
+            written: 0,
             small_bound: 0,
             large_pending: 0,
         }
@@ -285,6 +289,7 @@ impl Tally {
                 small: &mut self.small,
                 large: &mut self.large,
                 large_used: &mut self.large_used,
+                written: &mut self.written,
             },
             Forecast {
                 expected: &layout.expected,
@@ -326,7 +331,8 @@ impl Tally {
         }
         self.large_pending += 1;
         self.large_used = true;
-        for (d, s) in self.large.iter_mut().zip(&mut self.small) {
+        let written = self.written.min(self.small.len());
+        for (d, s) in self.large.iter_mut().zip(&mut self.small[..written]) {
             if self.set {
                 *d |= u64::from(*s);
             } else {
@@ -359,7 +365,9 @@ impl Tally {
             // Small sums only (the usual case): add them where they are,
             // moving a sum above SMALL_LIMIT (rare) to `large`, so `small`
             // keeps what the next file may add to it.
-            let (small, large) = (&mut self.small, &mut self.large);
+            // Only the slots either side ever wrote.
+            self.written = self.written.max(other.written).min(self.small.len());
+            let (small, large) = (&mut self.small[..self.written], &mut self.large);
             for ((d, &s), l) in small.iter_mut().zip(&other.small).zip(large.iter_mut()) {
                 if self.set {
                     *d |= s;
@@ -456,6 +464,7 @@ mod tests {
             listed_at: Vec::new(),
         };
         let tally = |small: Vec<u32>| Tally {
+            written: small.len(),
             small,
             small_bound: u64::from(SMALL_LIMIT),
             ..Tally::new(&layout, CounterMode::Count)
@@ -612,6 +621,7 @@ mod tests {
         }) {
             let mut tally = Tally {
                 small: vec![SMALL_LIMIT + bound, 0],
+                written: 1,
                 small_bound: u64::from(bound),
                 ..Tally::new(layout, CounterMode::Count)
             };
