@@ -531,7 +531,8 @@ impl Folder {
             return std::fs::File::open(path);
         };
         if self.0.as_ref().is_none_or(|(p, _)| p != parent) {
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            // Read access, not O_PATH (Linux only): the scan listed it.
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
             self.0 = open(parent, flags, Mode::empty())
                 .ok()
                 .map(|fd| (parent.to_path_buf(), fd));
