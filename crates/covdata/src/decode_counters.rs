@@ -525,7 +525,8 @@ impl CounterFile<'_> {
         // another).
         let mut next = 0usize;
         let first_slot = |next: usize| expected.get(next).map_or(0, |e| e.start as usize);
-        let (mut staged_from, mut staged_to) = (first_slot(0), first_slot(0));
+        let mut staged_from = first_slot(0);
+        let mut staged_to = staged_from;
         while functions > 0 {
             // Expected entries, as long as they come.
             while functions > 0
@@ -606,7 +607,8 @@ impl CounterFile<'_> {
                     (0, 0)
                 }
             };
-            (staged_from, staged_to) = (first_slot(next), first_slot(next));
+            staged_from = first_slot(next);
+            staged_to = staged_from;
             // Values beyond the function's blocks are skipped (Go would
             // index out of range); missing ones leave the slots as they are.
             let m = n.min(len);

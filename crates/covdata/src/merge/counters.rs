@@ -101,8 +101,7 @@ impl Layout {
     /// function.
     #[inline]
     pub fn function(&self, package: u32, function: u32) -> Option<(usize, usize)> {
-        let &(s, n) = self.functions.get(self.position(package, function)?)?;
-        Some((s as usize, n as usize))
+        self.place(package, function).map(|p| (p.start, p.len))
     }
 
     /// [`Layout::function`] and the function's index in the listed order.
